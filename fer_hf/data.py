@@ -1,0 +1,175 @@
+"""Sources -> one harmonised `DatasetDict` with a `source` column, splits and lazy transforms.
+
+A *spec* names a source: `synthetic` (the embedded demo data, three sources), a local folder
+(Hub-layout parquet, an imagefolder, or a `save_to_disk` folder), or a Hub dataset id. Each source's
+labels are mapped to the canonical seven by name (`labels.py`); the result keeps the images
+undecoded (`Image(decode=False)`) so that decoding happens lazily in `set_transform`, where a bad
+image is skipped and counted instead of ending a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Image, concatenate_datasets, load_dataset, load_from_disk
+
+from .hub import require_hub
+from .labels import CLASSES, DROP, label_mapping, missing_classes
+
+logger = logging.getLogger(__name__)
+
+CANONICAL = ClassLabel(names=list(CLASSES))
+VALIDATION_NAMES = ("validation", "valid", "val", "dev")
+
+
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on."""
+
+    datasets: list[str] = field(
+        default_factory=lambda: ["synthetic"],
+        metadata={"help": "Sources: 'synthetic', a local folder (parquet/imagefolder/save_to_disk) or a Hub id."},
+    )
+    validation_split: float = field(default=0.1, metadata={"help": "Share of train held out when a source has no validation split."})
+    synthetic_per_class: int = field(default=200, metadata={"help": "Training images per class per synthetic source."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (quick runs)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (quick runs)."})
+
+
+def _find_column(ds: Dataset, names: tuple[str, ...], feature_type: type, what: str, source: str) -> str:
+    for name in names:
+        if name in ds.column_names:
+            return name
+    for name, feature in ds.features.items():
+        if isinstance(feature, feature_type):
+            return name
+    raise ValueError(f"{source}: no {what} column (looked for {names} or a {feature_type.__name__} feature); "
+                     f"columns are {ds.column_names}.")
+
+
+def harmonise(ds: Dataset, source: str) -> Dataset:
+    """Columns `image` (undecoded), `label` (canonical ClassLabel) and `source`; dropped classes removed.
+
+    Only the label column is read; the image data is never rewritten (columns are swapped and rows
+    selected through an indices mapping), so this is cheap on large datasets.
+    """
+    image_col = _find_column(ds, ("image", "img", "pixel_values"), Image, "image", source)
+    label_col = _find_column(ds, ("label", "labels", "emotion"), ClassLabel, "label", source)
+    feature = ds.features[label_col]
+    if not isinstance(feature, ClassLabel):
+        raise ValueError(
+            f"{source}: label column {label_col!r} holds bare {feature} values, not named classes (ClassLabel), "
+            "so its ids cannot be mapped to emotions safely. Convert it once with `python scripts/prepare_data.py "
+            "--format {fer2013,ferplus,rafdb,affectnet,imagefolder} ...`, which names the classes."
+        )
+    mapping = label_mapping(feature.names, source)
+    if missing := missing_classes(mapping):
+        logger.warning("%s: no images of %s; those classes are learnt from other sources only.", source, missing)
+    old = np.asarray(ds[label_col], dtype=np.int64)
+    new = np.where(old >= 0, mapping[np.clip(old, 0, None)], DROP)
+    ds = ds.select_columns([image_col]).rename_column(image_col, "image") if image_col != "image" else ds.select_columns(["image"])
+    ds = ds.cast_column("image", Image(decode=False))
+    ds = ds.add_column("label", new.tolist(), feature=CANONICAL)
+    ds = ds.add_column("source", [source] * len(ds))
+    keep = np.flatnonzero(new != DROP)
+    if len(keep) < len(ds):
+        dropped = {feature.names[i]: int(c) for i, c in enumerate(np.bincount(old[new == DROP], minlength=len(feature.names))) if c}
+        logger.warning("%s: dropped %d images of classes outside the seven: %s", source, len(ds) - len(keep), dropped)
+        ds = ds.select(keep)
+    return ds
+
+
+def load_spec(spec: str, synthetic_per_class: int = 200, seed: int = 0) -> dict[str, DatasetDict]:
+    """`{source_name: DatasetDict}` for one spec, not yet harmonised."""
+    if spec == "synthetic":
+        from .synthetic import load_synthetic
+
+        return load_synthetic(n_per_class=synthetic_per_class, seed=seed)
+    path = os.path.expanduser(spec)
+    if os.path.isdir(path):
+        name = os.path.basename(os.path.normpath(path))
+        if os.path.isfile(os.path.join(path, "dataset_dict.json")):
+            return {name: load_from_disk(path)}
+        return {name: load_dataset(path)}
+    if os.path.exists(path):
+        raise ValueError(f"dataset {spec!r} is a file; expected a folder (imagefolder, parquet dataset) or a Hub id.")
+    if spec.count("/") != 1:
+        raise FileNotFoundError(f"dataset {spec!r}: no such folder, and not a Hub id of the form org/name.")
+    require_hub(f"dataset {spec!r}", "Use a local copy instead: a folder made by scripts/prepare_data.py, an "
+                "imagefolder, or `synthetic` for the embedded demo data.")
+    return {spec: load_dataset(spec)}
+
+
+def load_sources(specs: list[str], synthetic_per_class: int = 200, seed: int = 0) -> dict[str, DatasetDict]:
+    """Every source of every spec, harmonised, split by split."""
+    sources = {}
+    for spec in specs:
+        for name, dd in load_spec(spec, synthetic_per_class, seed).items():
+            if isinstance(dd, Dataset):
+                dd = DatasetDict(train=dd)
+            sources[name] = DatasetDict({split: harmonise(ds, name) for split, ds in dd.items()})
+    return sources
+
+
+def _validation_of(dd: DatasetDict, share: float, seed: int, source: str) -> tuple[Dataset, Dataset]:
+    """(train, validation): the source's own validation split, else a stratified seeded split of train."""
+    if "train" not in dd:
+        raise ValueError(f"{source}: no 'train' split (splits: {list(dd)}).")
+    for name in VALIDATION_NAMES:
+        if name in dd:
+            return dd["train"], dd[name]
+    try:
+        parts = dd["train"].train_test_split(test_size=share, stratify_by_column="label", seed=seed)
+    except ValueError as err:  # a class with a single image cannot be stratified
+        logger.warning("%s: stratified split impossible (%s); splitting at random.", source, err)
+        parts = dd["train"].train_test_split(test_size=share, seed=seed)
+    return parts["train"], parts["test"]
+
+
+def _truncate(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    return ds if n is None or n >= len(ds) else ds.shuffle(seed=seed).select(range(n))
+
+
+def build_datasets(args: DataArguments, seed: int = 42) -> DatasetDict:
+    """The training and validation sets: all sources concatenated, each keeping its `source`."""
+    sources = load_sources(args.datasets, args.synthetic_per_class, seed)
+    train, valid = [], []
+    for name, dd in sources.items():
+        tr, va = _validation_of(dd, args.validation_split, seed, name)
+        train.append(tr)
+        valid.append(va)
+    out = DatasetDict(train=concatenate_datasets(train), validation=concatenate_datasets(valid))
+    out["train"] = _truncate(out["train"], args.max_train_samples, seed)
+    out["validation"] = _truncate(out["validation"], args.max_eval_samples, seed)
+    for split, ds in out.items():
+        if len(ds) == 0:
+            raise ValueError(f"the {split} split is empty after harmonisation (datasets: {args.datasets}).")
+    return out
+
+
+def class_counts(dd: DatasetDict) -> dict:
+    """`{split: {source: {class: count}}}` — the seed's distribution table, as data."""
+    table = {}
+    for split, ds in dd.items():
+        labels = np.asarray(ds.with_format(None)["label"])
+        sources = np.asarray(ds.with_format(None)["source"])
+        table[split] = {
+            src: dict(zip(CLASSES, np.bincount(labels[sources == src], minlength=len(CLASSES)).tolist()))
+            for src in sorted(set(sources.tolist()))
+        }
+    return table
+
+
+def format_class_counts(table: dict) -> str:
+    """The class-count table as text: one row per split and source, one column per class."""
+    width = max([len(s) for split in table.values() for s in split] + [12])
+    head = f"{'split':<10} {'source':<{width}} " + " ".join(f"{c[:9]:>9}" for c in CLASSES) + f" {'total':>8}"
+    lines = [head, "-" * len(head)]
+    for split, per_source in table.items():
+        for src, counts in per_source.items():
+            row = " ".join(f"{counts[c]:>9}" for c in CLASSES)
+            lines.append(f"{split:<10} {src:<{width}} {row} {sum(counts.values()):>8}")
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""`FerTrainer`: the transformers `Trainer` plus class-balanced sampling and CutMix.
+
+- Sampling: `_get_train_sampler` returns a seeded `WeightedRandomSampler` (inverse class frequency)
+  that reseeds itself per epoch, so a resumed run replays the same stream; Accelerate shards its
+  batches across processes (no DistributedSampler around it).
+- CutMix (Yun et al., 2019, https://arxiv.org/abs/1905.04899) through `timm.data.Mixup` in
+  cutmix-only mode, applied in `compute_loss` only while the model trains, with a soft-target
+  cross-entropy computed here. We never hand float labels to the model's own loss: that silently
+  switches `problem_type` to multi-label and pipelines would then apply a sigmoid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.data import Mixup
+from torch.utils.data import WeightedRandomSampler
+from transformers import Trainer, TrainingArguments
+
+from .labels import CLASSES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FerTrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the FER recipe's own knobs."""
+
+    cutmix_prob: float = field(default=0.0, metadata={"help": "Probability that a training batch is CutMixed."})
+    cutmix_alpha: float = field(default=1.0, metadata={"help": "Beta(alpha, alpha) for the CutMix box area."})
+    class_balanced_sampling: bool = field(default=False, metadata={"help": "Draw training images with inverse class frequency."})
+    early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh even if output_dir holds checkpoints."})
+    # Our collator needs the `image`/`label` columns that Trainer would otherwise strip.
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: the lazy transforms read raw columns."})
+
+    def __post_init__(self):
+        cuda = torch.cuda.is_available() and not self.use_cpu
+        if self.fp16 and not cuda:
+            # On CPU fp16 autocast does nothing: Accelerate would silently train in fp32 and call it fp16.
+            self.fp16 = False
+            self.bf16 = cpu_has_native_bf16()
+            logger.warning("fp16 was asked for but there is no CUDA device; fp16 does nothing on a CPU. %s",
+                           "Using bf16 on the CPU instead (native bf16 here)." if self.bf16 else
+                           "This CPU has no native bf16 (no AVX512-BF16/AMX), where bf16 runs ~20x slower "
+                           "than fp32, so training runs in fp32.")
+        elif self.bf16 and not cuda and not cpu_has_native_bf16():
+            logger.warning("bf16 on a CPU without native bf16 (no AVX512-BF16/AMX) is emulated and much slower "
+                           "than fp32 here; drop --bf16 unless you need it.")
+        if self.bf16 and not cuda:
+            self.use_cpu = True  # transformers only allows bf16 without a GPU through use_cpu
+        super().__post_init__()
+
+    @property
+    def precision(self) -> str:
+        """The precision training actually runs in, for logs and results."""
+        device = "cuda" if torch.cuda.is_available() and not self.use_cpu else "cpu"
+        return f"{'fp16' if self.fp16 else 'bf16' if self.bf16 else 'fp32'} on {device}"
+
+
+class EpochWeightedSampler(WeightedRandomSampler):
+    """A `WeightedRandomSampler` whose stream depends only on (seed, epoch): resumable and shardable."""
+
+    def __init__(self, weights, num_samples: int, seed: int):
+        super().__init__(weights, num_samples, replacement=True, generator=torch.Generator())
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator.manual_seed(self.seed + 1_000_003 * self.epoch)
+        return super().__iter__()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (oneDNN's own check: AVX512-BF16 / AMX / AVX512 core)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def class_weights(labels: np.ndarray, num_classes: int = len(CLASSES)) -> np.ndarray:
+    """Per-sample weights proportional to 1 / count(class): every class is drawn equally often."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return 1.0 / counts[labels]
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a distribution per row (CutMix / label-smoothed targets)."""
+    return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+
+
+class FerTrainer(Trainer):
+    """Trainer with class-balanced sampling and CutMix; everything else is stock transformers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        a = self.args
+        # Mixup with prob=1 and label_smoothing gives smoothed one-hot targets when a batch is not mixed.
+        self.cutmix = Mixup(mixup_alpha=0.0, cutmix_alpha=a.cutmix_alpha, prob=1.0, switch_prob=0.0,
+                            label_smoothing=a.label_smoothing_factor, num_classes=len(CLASSES))
+        self.cutmix_rng = np.random.default_rng(a.seed)
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.args.class_balanced_sampling:
+            return super()._get_train_sampler(dataset)
+        labels = np.asarray(dataset.with_format(None)["label"], dtype=np.int64)
+        return EpochWeightedSampler(torch.as_tensor(class_weights(labels)), len(labels), self.args.seed)
+
+    def training_targets(self, pixel_values: torch.Tensor, labels: torch.Tensor):
+        """(images, soft targets): CutMixed with probability `cutmix_prob`, else smoothed one-hot."""
+        mix = self.args.cutmix_prob > 0 and len(labels) % 2 == 0 and self.cutmix_rng.random() < self.args.cutmix_prob
+        if mix:  # timm's Mixup mixes each image with its mirror in the batch, so it needs an even batch
+            return self.cutmix(pixel_values, labels)
+        smooth = self.args.label_smoothing_factor
+        targets = F.one_hot(labels, len(CLASSES)).float() * (1 - smooth) + smooth / len(CLASSES)
+        return pixel_values, targets
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        pixel_values, labels = inputs["pixel_values"], inputs["labels"]
+        if model.training:
+            pixel_values, targets = self.training_targets(pixel_values, labels)
+        outputs = model(pixel_values=pixel_values)
+        logits = outputs.logits
+        if len(labels) == 0:  # every image of the batch was unreadable
+            loss = logits.sum() * 0.0
+        elif model.training:
+            loss = soft_cross_entropy(logits, targets)
+        else:  # evaluation is never mixed nor smoothed: the plain loss users compare across runs
+            loss = F.cross_entropy(logits.float(), labels)
+        return (loss, outputs) if return_outputs else loss
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` in `output_dir` that was fully written, skipping half-written ones.
+
+    A run killed during a save leaves a folder without `trainer_state.json` (written last by
+    Trainer) or without weights; resuming from it would crash, so we say so and take the one before.
+    """
+    if not os.path.isdir(output_dir):
+        return None
+    steps = sorted((int(d.split("-")[1]), d) for d in os.listdir(output_dir)
+                   if d.startswith("checkpoint-") and d.split("-")[1].isdigit())
+    for _, name in reversed(steps):
+        path = os.path.join(output_dir, name)
+        files = set(os.listdir(path))
+        if "trainer_state.json" in files and files & {"model.safetensors", "pytorch_model.bin"}:
+            return path
+        logger.warning("ignoring incomplete checkpoint %s (killed while saving?)", path)
+    return None

@@ -1,0 +1,121 @@
+"""Lazy image transforms (for `Dataset.set_transform`) and the batch collator.
+
+Images arrive undecoded (`{"bytes", "path"}`); `decode_image` opens them with EXIF orientation
+honoured and any mode (grayscale, RGBA, CMYK, palette, 16-bit) turned into 8-bit RGB. A file that
+cannot be decoded becomes `None` and `FerCollator` drops it from the batch with a counted warning,
+so one bad image never ends a long run. Augmentation is the seed's: resize, horizontal flip,
+rotation +-10 degrees, colour jitter; it runs on small uint8 tensors after the resize, and
+normalisation happens once per batch in the collator.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms import v2
+
+logger = logging.getLogger(__name__)
+
+
+class BadImageError(ValueError):
+    """An input that is not a usable image."""
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB from any PIL mode; 16/32-bit images are rescaled rather than clipped to white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        img = Image.fromarray(arr.astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def open_image(source) -> Image.Image:
+    """Decode a path, bytes, `{"bytes", "path"}` dict or PIL image to RGB; raises `BadImageError`."""
+    try:
+        if isinstance(source, Image.Image):
+            img = source
+        else:
+            if isinstance(source, dict):
+                source = source.get("bytes") or source.get("path")
+            if source is None:
+                raise BadImageError("empty image entry (no bytes, no path)")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+                img.seek(0)  # first frame of an animated GIF/WebP
+                img.load()
+        img = ImageOps.exif_transpose(img)
+        if min(img.size) < 2:
+            raise BadImageError(f"image of {img.size[0]}x{img.size[1]} pixels is too small to hold a face")
+        return to_rgb(img)
+    except BadImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise BadImageError(f"{type(err).__name__}: {err}") from err
+
+
+class FerTransform:
+    """Batch transform for `set_transform`: undecoded images -> uint8 CHW tensors (or None if bad)."""
+
+    def __init__(self, image_size: int, train: bool, rotation: float = 10.0, jitter: float = 0.2):
+        self.image_size = image_size
+        self.augment = v2.Compose([
+            v2.RandomHorizontalFlip(),
+            v2.RandomRotation(rotation),
+            v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),
+        ]) if train else None
+
+    def one(self, value) -> torch.Tensor | None:
+        try:
+            img = open_image(value)
+        except BadImageError as err:
+            path = value.get("path") if isinstance(value, dict) else None
+            logger.warning("skipping unreadable image %s: %s", path or "<bytes>", err)
+            return None
+        img = img.resize((self.image_size, self.image_size), Image.BICUBIC)
+        x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+        return self.augment(x) if self.augment is not None else x
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"pixel_values": [self.one(v) for v in batch["image"]], "labels": batch["label"]}
+        if "source" in batch:
+            out["source"] = batch["source"]
+        return out
+
+
+class FerCollator:
+    """Stacks the good rows of a batch and normalises them; counts and drops the bad ones."""
+
+    def __init__(self, mean, std, image_size: int):
+        self.image_size = image_size
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self.skipped = 0
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 NCHW -> float NCHW with the model's mean and std."""
+        return (x.float() - self.mean) / self.std
+
+    def __call__(self, rows: list[dict]) -> dict:
+        good = [r for r in rows if r["pixel_values"] is not None]
+        if len(good) < len(rows):
+            self.skipped += len(rows) - len(good)
+            logger.warning("%d unreadable image(s) skipped so far", self.skipped)
+        if not good:  # a well-formed empty batch; FerTrainer gives it a zero loss
+            size = (0, 3, self.image_size, self.image_size)
+            return {"pixel_values": torch.zeros(size), "labels": torch.zeros(0, dtype=torch.long)}
+        return {
+            "pixel_values": self.normalise(torch.stack([r["pixel_values"] for r in good])),
+            "labels": torch.tensor([r["labels"] for r in good], dtype=torch.long),
+        }

@@ -1,0 +1,124 @@
+"""Fine-tune a timm network on facial expressions with FerTrainer.
+
+    accelerate launch scripts/train.py scripts/configs/quickstart.yaml [--key value ...]
+
+The YAML recipe holds ModelArguments, DataArguments and FerTrainingArguments; command-line flags
+override it. Writes the model folder, `all_results.json` and TensorBoard logs to `output_dir`;
+a killed run continues from its last complete checkpoint (`--resume_from_checkpoint`, or
+automatically when `output_dir` already holds checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone without install
+
+import transformers
+from transformers import EarlyStoppingCallback, set_seed
+
+from fer_hf.config import parse_args
+from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts
+from fer_hf.hub import require_hub
+from fer_hf.metrics import compute_metrics, format_report
+from fer_hf.modeling import ModelArguments, build_model, preprocessing_config
+from fer_hf.trainer import FerTrainer, FerTrainingArguments, last_complete_checkpoint
+from fer_hf.transforms import FerCollator, FerTransform
+
+logger = logging.getLogger("fer_hf.train")
+
+
+def setup_logging(args: FerTrainingArguments) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        handlers=[logging.StreamHandler(sys.stdout)])
+    level = logging.INFO if args.should_log else logging.WARNING
+    logging.getLogger("fer_hf").setLevel(level)
+    transformers.utils.logging.set_verbosity(level)
+
+
+def resume_point(args: FerTrainingArguments) -> str | None:
+    """The checkpoint to resume from: the one asked for, or the last complete one in output_dir."""
+    asked = args.resume_from_checkpoint
+    if asked and asked.lower() not in ("last", "true", "auto"):
+        if not os.path.isdir(asked):
+            raise FileNotFoundError(f"--resume_from_checkpoint {asked!r}: no such checkpoint folder")
+        return asked
+    if args.overwrite_output_dir:
+        return None
+    found = last_complete_checkpoint(args.output_dir)
+    if found:
+        logger.info("Resuming from %s (pass --overwrite_output_dir to start afresh).", found)
+    elif asked:
+        logger.warning("--resume_from_checkpoint: no complete checkpoint in %s; starting from scratch.", args.output_dir)
+    return found
+
+
+def check_hub_first(args: FerTrainingArguments) -> None:
+    """A run that would push at the end must find the Hub and a token *before* it trains for hours."""
+    if not args.push_to_hub:
+        return
+    require_hub("push_to_hub", "Train without --push_to_hub and publish later with scripts/push_to_hub.py "
+                "(its --local_dir stages the folder offline).")
+    from huggingface_hub import get_token
+
+    if not (args.hub_token or get_token()):
+        raise RuntimeError("push_to_hub needs a token: set HF_TOKEN or run `hf auth login` before training.")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, args = parse_args(
+        (ModelArguments, DataArguments, FerTrainingArguments),
+        sys.argv[1:] if argv is None else argv,
+        bare_flags={"--resume_from_checkpoint": "last"},
+    )
+    setup_logging(args)
+    check_hub_first(args)
+    set_seed(args.seed)
+    logger.info("Precision: %s", args.precision)
+
+    resume = resume_point(args)
+    if resume:  # the checkpoint brings the weights; do not fetch init_from again (it may be offline)
+        model_args.init_from = "none"
+    model = build_model(model_args)  # first: a bad init_from fails in seconds, before data loading
+    data = build_datasets(data_args, seed=args.seed)
+    counts = class_counts(data)
+    logger.info("Images per split, source and class:\n%s", format_class_counts(counts))
+    pre = preprocessing_config(model.config)
+    data["train"].set_transform(FerTransform(pre["image_size"], train=True))
+    data["validation"].set_transform(FerTransform(pre["image_size"], train=False))
+
+    callbacks = []
+    if args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    trainer = FerTrainer(
+        model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
+        data_collator=FerCollator(pre["mean"], pre["std"], pre["image_size"]),
+        compute_metrics=compute_metrics, callbacks=callbacks,
+    )
+    if trainer.is_world_process_zero():
+        os.makedirs(args.output_dir, exist_ok=True)
+        with open(os.path.join(args.output_dir, "class_counts.json"), "w") as f:
+            json.dump(counts, f, indent=2)
+
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model()
+    trainer.save_state()
+    train_metrics = dict(result.metrics, precision=args.precision,
+                         train_samples=len(data["train"]), skipped_images=trainer.data_collator.skipped)
+    trainer.log_metrics("train", train_metrics)
+    trainer.save_metrics("train", train_metrics)
+
+    eval_metrics = trainer.evaluate()
+    eval_metrics["eval_samples"] = len(data["validation"])
+    trainer.log_metrics("eval", eval_metrics)
+    trainer.save_metrics("eval", eval_metrics)
+    if trainer.is_world_process_zero():
+        print(f"\nValidation ({len(data['validation'])} images, {args.precision}):\n{format_report(eval_metrics, 'eval_')}\n")
+    return {**train_metrics, **eval_metrics}
+
+
+if __name__ == "__main__":
+    main()

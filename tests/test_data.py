@@ -1,0 +1,75 @@
+"""Sources -> harmonised DatasetDict: parquet folders, imagefolders, splits, bad images, clear errors."""
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset, DatasetDict, Features, Image, Value
+
+from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts, harmonise, load_spec
+from fer_hf.labels import CLASSES, LABEL2ID
+from fer_hf.transforms import FerCollator, FerTransform
+
+
+def test_parquet_folder_maps_labels_by_name(parquet_folder, tiny_dataset):
+    dd = build_datasets(DataArguments(datasets=[str(parquet_folder)]))
+    assert set(dd) == {"train", "validation"} and len(dd["validation"]) == 14  # the source's own split is kept
+    assert dd["train"].features["label"].names == list(CLASSES)
+    src_names = tiny_dataset["train"].features["label"].names
+    expected = [LABEL2ID[{"angry": "anger", "happy": "happiness", "sad": "sadness"}.get(n, n)] for n in src_names]
+    got = np.asarray(dd["train"].with_format(None)["label"])
+    assert list(got) == [expected[i] for i in tiny_dataset["train"]["label"]]
+    assert set(dd["train"]["source"]) == {"ferlike"}
+
+
+def test_imagefolder_with_aliases_gets_a_stratified_split(imagefolder):
+    dd = build_datasets(DataArguments(datasets=[str(imagefolder)], validation_split=0.25), seed=3)
+    counts = class_counts(dd)
+    held_out = counts["validation"]["imgs"]
+    assert sum(held_out.values()) == 8 and all(1 <= v <= 2 for v in held_out.values())  # every class held out
+    assert sum(counts["train"]["imgs"].values()) + sum(counts["validation"]["imgs"].values()) == 29
+    table = format_class_counts(counts)
+    assert "happiness" in table and "imgs" in table
+    again = build_datasets(DataArguments(datasets=[str(imagefolder)], validation_split=0.25), seed=3)
+    assert again["validation"]["label"] == dd["validation"]["label"]  # seeded
+
+
+def test_contempt_is_dropped_with_count(caplog):
+    from datasets import ClassLabel
+
+    names = ["neutral", "happy", "contempt"]
+    ds = Dataset.from_dict({"image": [None] * 6, "label": [0, 1, 2, 2, 1, 0]},
+                           features=Features({"image": Image(), "label": ClassLabel(names=names)}))
+    out = harmonise(ds, "affectnet")
+    assert len(out) == 4 and sorted(out["label"]) == sorted([LABEL2ID["neutral"]] * 2 + [LABEL2ID["happiness"]] * 2)
+    assert "dropped 2" in caplog.text and "contempt" in caplog.text
+
+
+def test_bare_integer_labels_point_to_prepare_data():
+    ds = Dataset.from_dict({"image": [None], "label": [3]}, features=Features({"image": Image(), "label": Value("int64")}))
+    with pytest.raises(ValueError, match="prepare_data.py"):
+        harmonise(ds, "rafdb")
+
+
+def test_unknown_spec_and_offline_hub_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a Hub id"):
+        load_spec(str(tmp_path / "nope" / "deeper" / "x"))
+    from fer_hf.hub import HubUnreachableError
+
+    with pytest.raises(HubUnreachableError, match="synthetic"):
+        load_spec("deanngkl/ferplus-7cls")
+
+
+def test_transform_and_collator_skip_bad_images(imagefolder):
+    dd = build_datasets(DataArguments(datasets=[str(imagefolder)], validation_split=0.25))
+    train = dd["train"]
+    train.set_transform(FerTransform(32, train=True))
+    rows = [train[i] for i in range(len(train))]
+    bad = [r for r in rows if r["pixel_values"] is None]
+    assert len(bad) <= 1  # the broken png, if it landed in train
+    collate = FerCollator([0.5] * 3, [0.5] * 3, 32)
+    batch = collate(rows)
+    assert batch["pixel_values"].shape == (len(rows) - len(bad), 3, 32, 32)
+    assert batch["pixel_values"].dtype == torch.float32 and -1.01 <= batch["pixel_values"].min() <= 1.01
+    assert collate.skipped == len(bad)
+    empty = collate([{"pixel_values": None, "labels": 0}])
+    assert empty["pixel_values"].shape == (0, 3, 32, 32) and collate.skipped == len(bad) + 1

@@ -1,0 +1,68 @@
+"""scripts/train.py end to end: YAML + overrides, outputs, resume, offline failure of the seed recipe."""
+
+import json
+import time
+
+import pytest
+from transformers import pipeline
+
+import train
+from conftest import ROOT, TINY_MODEL
+from fer_hf.hub import HubUnreachableError
+from fer_hf.labels import CLASSES
+
+
+def quick_args(data, out, *extra):
+    return [str(ROOT / "scripts/configs/quickstart.yaml"), "--datasets", str(data), "--output_dir", str(out),
+            *TINY_MODEL, "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16",
+            "--report_to", "none", "--logging_steps", "2", *extra]
+
+
+def test_train_writes_model_and_results(tmp_path, parquet_folder):
+    out = tmp_path / "run"
+    result = train.main(quick_args(parquet_folder, out, "--max_steps", "6", "--save_steps", "3", "--eval_strategy", "no"))
+    assert result["epoch"] > 0 and result["train_samples"] == 28
+    results = json.loads((out / "all_results.json").read_text())
+    for key in ["eval_accuracy", "eval_macro_f1", "eval_balanced_accuracy", "eval_f1_disgust", "eval_recall_neutral"]:
+        assert key in results
+    assert results["precision"].startswith(("bf16", "fp32", "fp16"))
+    counts = json.loads((out / "class_counts.json").read_text())
+    assert counts["train"]["ferlike"]["disgust"] == 4 and counts["validation"]["ferlike"]["neutral"] == 2
+    scores = pipeline("image-classification", model=str(out), device="cpu")(_face(tmp_path), top_k=7)
+    assert sorted(s["label"] for s in scores) == sorted(CLASSES)
+
+
+def _face(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "face.png"
+    Image.new("RGB", (60, 80), (200, 150, 120)).save(path)
+    return str(path)
+
+
+def test_resume_after_first_checkpoint(tmp_path, parquet_folder):
+    out = tmp_path / "run"
+    train.main(quick_args(parquet_folder, out, "--max_steps", "4", "--save_steps", "2", "--eval_strategy", "no"))
+    # a half-written later checkpoint (killed while saving) must be skipped, not crash the resume
+    (out / "checkpoint-5").mkdir()
+    (out / "checkpoint-5" / "config.json").write_text("{}")
+    result = train.main(quick_args(parquet_folder, out, "--max_steps", "8", "--save_steps", "2",
+                                   "--eval_strategy", "no", "--resume_from_checkpoint"))
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 8
+    assert result["epoch"] > 0
+
+
+def test_seed_recipe_fails_fast_offline(tmp_path):
+    start = time.monotonic()
+    with pytest.raises(HubUnreachableError) as err:
+        train.main([str(ROOT / "scripts/configs/vit_tiny_fer.yaml"), "--output_dir", str(tmp_path)])
+    assert time.monotonic() - start < 10
+    assert "synthetic" in str(err.value) or "init_from" in str(err.value)
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rat: 0.1\n")
+    with pytest.raises(ValueError, match="learning_rat"):
+        train.main([str(bad)])
