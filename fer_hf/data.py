@@ -76,7 +76,10 @@ def harmonise(ds: Dataset, source: str) -> Dataset:
     ds = ds.add_column("source", [source] * len(ds))
     keep = np.flatnonzero(new != DROP)
     if len(keep) < len(ds):
-        dropped = {feature.names[i]: int(c) for i, c in enumerate(np.bincount(old[new == DROP], minlength=len(feature.names))) if c}
+        named = old[(new == DROP) & (old >= 0)]
+        dropped = {feature.names[i]: int(c) for i, c in enumerate(np.bincount(named, minlength=len(feature.names))) if c}
+        if unlabelled := int((old < 0).sum()):  # -1: Hub datasets' "no label" (e.g. hidden test splits)
+            dropped["unlabelled (-1)"] = unlabelled
         logger.warning("%s: dropped %d images of classes outside the seven: %s", source, len(ds) - len(keep), dropped)
         ds = ds.select(keep)
     return ds

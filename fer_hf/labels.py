@@ -28,7 +28,7 @@ ALIASES = {
     "surprise": "surprise", "surprised": "surprise", "suprise": "surprise",
 }
 # Classes outside the seven: dropped with a count, never silently kept.
-DROPPED_NAMES = {"contempt", "unknown", "nf", "notface", "none", "uncertain"}
+DROPPED_NAMES = {"contempt", "unknown", "nf", "notface", "noface", "nonface", "none", "uncertain"}
 
 
 def normalise_name(name: str) -> str:

@@ -42,6 +42,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def open_image(source) -> Image.Image:
     """Decode a path, bytes, `{"bytes", "path"}` dict or PIL image to RGB; raises `BadImageError`."""
+    name = source.get("path") if isinstance(source, dict) else source if isinstance(source, str) else None
     try:
         if isinstance(source, Image.Image):
             img = source
@@ -62,7 +63,9 @@ def open_image(source) -> Image.Image:
     except BadImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise BadImageError(f"{type(err).__name__}: {err}") from err
+        # PIL names a BytesIO object, not the file: say which input it was, when we know.
+        message = str(err).replace(repr(getattr(err, "filename", "")), "") if name else str(err)
+        raise BadImageError(f"{name + ': ' if name else ''}{type(err).__name__}: {message}") from err
 
 
 class FerTransform:

@@ -1,0 +1,220 @@
+"""scripts/evaluate.py and fer_hf.evaluation/callbacks: outputs, consistency, TTA, temperature, bad input."""
+
+import csv
+import hashlib
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from conftest import ROOT, random_image
+from fer_hf import evaluation as ev
+from fer_hf.hub import HubUnreachableError
+from fer_hf.labels import CLASSES
+from fer_hf.modeling import ModelArguments, build_model
+
+torch.set_num_threads(1)
+
+
+def _load_script():
+    """scripts/evaluate.py under its own module name: `import evaluate` could be Hugging Face's package."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_script", ROOT / "scripts" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluate = _load_script()
+OUTPUTS = ["metrics.json", "report.md", "confusion_matrix.png", "reliability.png", "predictions.csv"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny random ViT (depth 1, 32 px, patch 8) whose head is scaled up so scores are far from uniform."""
+    torch.manual_seed(0)
+    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
+    with torch.no_grad():
+        model.timm_model.head.weight.mul_(40.0)
+    folder = tmp_path_factory.mktemp("model")
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture
+def six_class_folder(tmp_path):
+    """CK+-style: no neutral, class folders named with aliases and odd case."""
+    rng = np.random.default_rng(5)
+    root = tmp_path / "ckplus"
+    for name in ["Angry", "disgusted", "fearful", "happy", "sad", "Surprised"]:
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            random_image(rng, 36).save(root / name / f"{i}.png")
+    return root
+
+
+def run(model, data, out, *extra):
+    return evaluate.main(["--model", str(model), "--datasets", str(data), "--output_dir", str(out),
+                          "--batch_size", "8", *extra])
+
+
+def read_rows(out):
+    with open(out / "predictions.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def scores(rows):
+    return np.array([[float(r[f"score_{c}"]) for c in CLASSES] for r in rows])
+
+
+def test_outputs_are_consistent_and_bad_image_is_counted(model_dir, imagefolder, tmp_path):
+    out = tmp_path / "eval"
+    result = run(model_dir, imagefolder, out, "--split", "train")
+    for name in OUTPUTS:
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 28 and metrics["n_skipped"] == 1 and result["n_skipped"] == 1
+    assert len(metrics["skipped_ids"]) == 1 and metrics["skipped_ids"][0].endswith("broken.png")
+    rows = read_rows(out)
+    assert len(rows) == 28 and all(r["id"].endswith(".png") and r["source"] == "imgs" for r in rows)
+    correct = np.mean([r["label"] == r["prediction"] for r in rows])
+    assert metrics["accuracy"] == pytest.approx(correct)
+    assert np.allclose(scores(rows).sum(axis=1), 1.0, atol=1e-4)
+    assert [float(r["confidence"]) for r in rows] == pytest.approx(scores(rows).max(axis=1).tolist())
+    cm = np.asarray(metrics["confusion_matrix"])
+    assert cm.shape == (7, 7) and cm.sum(axis=1).tolist() == [metrics[f"support_{c}"] for c in CLASSES]
+    assert cm.sum(axis=1).tolist() == [4] * 7  # four good images per class; the broken fifth happy one is not counted
+    block = metrics["per_source"]["imgs"]
+    assert block["accuracy"] == metrics["accuracy"] and block["n_skipped"] == 1 and 0 <= block["ece"] <= 1
+    report = (out / "report.md").read_text()
+    assert "macro avg" in report and "weighted avg" in report and "| imgs | 28 | 1 |" in report
+
+
+def test_six_class_folder_keeps_a_7x7_matrix(model_dir, six_class_folder, tmp_path):
+    metrics = run(model_dir, six_class_folder, tmp_path / "eval", "--split", "train")
+    assert metrics["support_neutral"] == 0 and metrics["n_images"] == 18
+    assert np.asarray(metrics["confusion_matrix"]).shape == (7, 7) and sum(metrics["confusion_matrix"][4]) == 0
+    present = [c for c in CLASSES if c != "neutral"]
+    assert metrics["macro_f1"] == pytest.approx(np.mean([metrics[f"f1_{c}"] for c in present]))
+
+
+def test_missing_split_is_named(model_dir, imagefolder, parquet_folder, tmp_path):
+    with pytest.raises(ValueError, match=r"only a 'train' split.*--split"):
+        run(model_dir, imagefolder, tmp_path / "a")  # default split: validation
+    with pytest.raises(ValueError, match=r"'test'.*\['train', 'validation'\]"):
+        run(model_dir, parquet_folder, tmp_path / "b", "--split", "test")
+    metrics = run(model_dir, parquet_folder, tmp_path / "c")  # the source's own validation split
+    assert metrics["n_images"] == 14 and set(metrics["per_source"]) == {"ferlike"}
+
+
+def test_flip_tta_changes_only_the_tta_figures(model_dir, imagefolder, tmp_path):
+    mirrored = tmp_path / "mirrored"
+    shutil.copytree(imagefolder, mirrored)
+    for png in mirrored.rglob("[0-9].png"):
+        PILImage.open(png).transpose(PILImage.Transpose.FLIP_LEFT_RIGHT).save(png)
+    plain = run(model_dir, imagefolder, tmp_path / "plain", "--split", "train")
+    tta = run(model_dir, imagefolder, tmp_path / "tta", "--split", "train", "--tta", "flip")
+    flipped = run(model_dir, mirrored, tmp_path / "flipped", "--split", "train")
+    assert "tta_flip" not in plain and tta["predictions_from"] == "tta_flip"
+    for key in ["accuracy", "macro_f1", "ece", "nll", "f1_anger"]:  # the single-view figures stay put
+        assert tta[key] == plain[key]
+    p, q = scores(read_rows(tmp_path / "plain")), scores(read_rows(tmp_path / "tta"))
+    p_mirror = scores(read_rows(tmp_path / "flipped"))
+    assert not np.allclose(p, q, atol=1e-4)
+    assert np.allclose(q, (p + p_mirror) / 2, atol=2e-4)  # csv uses the mean of image and mirror scores
+    rows = read_rows(tmp_path / "tta")
+    assert tta["tta_flip"]["accuracy"] == pytest.approx(np.mean([r["label"] == r["prediction"] for r in rows]))
+    assert "Flip TTA" in (tmp_path / "tta" / "report.md").read_text()
+
+
+def test_temperature_auto_is_fitted_stored_and_reused(model_dir, imagefolder, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    weights = hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()
+    plain = run(model, imagefolder, tmp_path / "plain", "--split", "train")
+    fitted = run(model, imagefolder, tmp_path / "fitted", "--split", "train", "--temperature", "auto")
+    cal = fitted["calibration"]
+    stored = json.loads((model / "config.json").read_text())["temperature"]
+    assert isinstance(stored, float) and stored == fitted["temperature"] == cal["temperature"] != 1.0
+    assert cal["nll_after"] <= cal["nll_before"] and {"ece_before", "ece_after"} <= set(cal)
+    assert cal["nll_before"] == pytest.approx(plain["nll"]) and cal["ece_before"] == pytest.approx(plain["ece"])
+    assert fitted["accuracy"] == plain["accuracy"]
+    before, after = read_rows(tmp_path / "plain"), read_rows(tmp_path / "fitted")
+    assert [r["prediction"] for r in before] == [r["prediction"] for r in after]
+    assert hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest() == weights
+    again = run(model, imagefolder, tmp_path / "again", "--split", "train")  # no flag: the stored T is used
+    assert again["temperature_from"] == "config" and again["temperature"] == stored
+    assert again["nll"] == pytest.approx(cal["nll_after"])
+    off = run(model, imagefolder, tmp_path / "off", "--split", "train", "--temperature", "none")
+    assert off["temperature"] == 1.0 and off["nll"] == pytest.approx(plain["nll"])
+
+
+def test_runs_are_reproducible(model_dir, parquet_folder, tmp_path):
+    for name in ["one", "two"]:
+        run(model_dir, parquet_folder, tmp_path / name, "--tta", "flip")
+    for name in ["metrics.json", "predictions.csv", "report.md"]:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+def test_bad_model_inputs_fail_fast(tmp_path, parquet_folder, model_dir):
+    start = time.monotonic()
+    with pytest.raises(HubUnreachableError, match="local model folder"):
+        run("someone/fer-model", parquet_folder, tmp_path / "a")
+    assert time.monotonic() - start < 10
+    with pytest.raises(FileNotFoundError, match="without config.json"):
+        run(tmp_path, parquet_folder, tmp_path / "b")
+    with pytest.raises(SystemExit):
+        run(model_dir, parquet_folder, tmp_path / "c", "--temperature", "-2")
+
+
+def test_calibration_helpers():
+    labels = np.array([0, 1, 2, 3] * 25)
+    logits = np.eye(7)[labels] * 6.0  # right and over-confident...
+    logits[::4] = np.eye(7)[(labels[::4] + 1) % 7] * 6.0  # ...except a quarter, confidently wrong
+    t = ev.fit_temperature(logits, labels)
+    assert t > 1.0  # over-confidence is cooled
+    assert ev.nll(ev.softmax(logits, t), labels) < ev.nll(ev.softmax(logits), labels)
+    assert ev.expected_calibration_error(ev.softmax(logits, t), labels) < ev.expected_calibration_error(ev.softmax(logits), labels)
+    perfect = np.eye(7)[labels]
+    assert ev.expected_calibration_error(perfect, labels) == 0.0
+
+
+@pytest.mark.parametrize("report_to", ["tensorboard", "none"])
+def test_trainer_logs_confusion_matrix_and_per_source_metrics(parquet_folder, tmp_path, report_to):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from fer_hf.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
+    from fer_hf.data import DataArguments, build_datasets
+    from fer_hf.metrics import compute_metrics
+    from fer_hf.modeling import preprocessing_config
+    from fer_hf.trainer import FerTrainer, FerTrainingArguments
+    from fer_hf.transforms import FerCollator, FerTransform
+
+    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
+    data = build_datasets(DataArguments(datasets=[str(parquet_folder)]))
+    pre = preprocessing_config(model.config)
+    for split, ds in data.items():
+        ds.set_transform(FerTransform(pre["image_size"], train=split == "train"))
+    args = FerTrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, eval_strategy="steps", eval_steps=2,
+                                per_device_train_batch_size=8, per_device_eval_batch_size=8, report_to=report_to,
+                                save_strategy="no", use_cpu=True)
+    trainer = FerTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
+                         data_collator=FerCollator(pre["mean"], pre["std"], pre["image_size"]),
+                         compute_metrics=compute_metrics)
+    trainer.add_callback(ConfusionMatrixCallback(trainer))
+    trainer.train()
+    metrics = trainer.evaluate()
+    assert "eval_macro_f1" in metrics  # the wrapped compute_metrics still reports
+    runs = list((tmp_path / "run" / "runs").iterdir())
+    assert len(runs) == 1  # with TensorBoard on, the figure goes to the same run folder as the scalars
+    events = EventAccumulator(str(runs[0]), size_guidance={"images": 0})
+    events.Reload()
+    assert [e.step for e in events.Images("eval/confusion_matrix")] == [2, 2]  # in training, then evaluate()
+    per_source = per_source_eval_metrics(trainer)
+    assert per_source["eval_ferlike_accuracy"] == pytest.approx(metrics["eval_accuracy"])
+    assert per_source["eval_ferlike_n_images"] == 14 and "eval_ferlike_ece" in per_source
