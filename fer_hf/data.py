@@ -117,7 +117,7 @@ def load_sources(specs: list[str], synthetic_per_class: int = 200, seed: int = 0
     return sources
 
 
-def _validation_of(dd: DatasetDict, share: float, seed: int, source: str) -> tuple[Dataset, Dataset]:
+def validation_of(dd: DatasetDict, share: float, seed: int, source: str) -> tuple[Dataset, Dataset]:
     """(train, validation): the source's own validation split, else a stratified seeded split of train."""
     if "train" not in dd:
         raise ValueError(f"{source}: no 'train' split (splits: {list(dd)}).")
@@ -141,7 +141,7 @@ def build_datasets(args: DataArguments, seed: int = 42) -> DatasetDict:
     sources = load_sources(args.datasets, args.synthetic_per_class, seed)
     train, valid = [], []
     for name, dd in sources.items():
-        tr, va = _validation_of(dd, args.validation_split, seed, name)
+        tr, va = validation_of(dd, args.validation_split, seed, name)
         train.append(tr)
         valid.append(va)
     out = DatasetDict(train=concatenate_datasets(train), validation=concatenate_datasets(valid))

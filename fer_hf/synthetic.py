@@ -129,7 +129,7 @@ def _background(rng: np.random.Generator, c: int) -> Image.Image:
 
 def _sample_nuisance(rng: np.random.Generator, c: int) -> dict:
     """Everything that must NOT carry the label: pose, colours, lighting, occluder."""
-    b = c * rng.uniform(0.27, 0.37)
+    b = c * rng.uniform(0.33, 0.40)  # large faces: at 48 px the mouth must span more than a few pixels
     t = rng.uniform(0, len(_SKIN) - 1)
     i = min(int(t), len(_SKIN) - 2)
     skin = _SKIN[i] + (_SKIN[i + 1] - _SKIN[i]) * (t - i) + rng.normal(0, 6, 3)
@@ -158,7 +158,7 @@ def _sample_expression(emotion: str, rng: np.random.Generator) -> dict:
         delta.update(open=0.07, teeth=1.0)
     elif emotion == "fear" and rng.random() < 0.5:
         delta.update(teeth=1.0)
-    k = rng.uniform(0.25, 1.0)  # weak expressions make a few samples ambiguous
+    k = rng.uniform(0.55, 1.0)  # weaker expressions make some samples harder, none invisible at 48 px
     p = {key: v + k * delta.get(key, 0.0) + rng.normal(0, _JITTER.get(key, 0.0))
          for key, v in _NEUTRAL.items()}
     p["open"] = max(p["open"], 0.0)

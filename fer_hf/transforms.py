@@ -108,7 +108,7 @@ class FerCollator:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW -> float NCHW with the model's mean and std."""
-        return (x.float() - self.mean) / self.std
+        return x.float().sub_(self.mean).div_(self.std)  # in place: no full-size temporaries
 
     def __call__(self, rows: list[dict]) -> dict:
         good = [r for r in rows if r["pixel_values"] is not None]

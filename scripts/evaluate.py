@@ -26,7 +26,7 @@ import torch
 from datasets import concatenate_datasets
 
 from fer_hf import evaluation as ev
-from fer_hf.data import _validation_of, load_sources
+from fer_hf.data import validation_of, load_sources
 from fer_hf.hub import require_hub
 from fer_hf.labels import CLASSES
 from fer_hf.metrics import confusion, format_report
@@ -87,7 +87,7 @@ def select_split(args):
         if args.split in dd:
             parts.append(dd[args.split])
         elif args.split == "validation" and args.validation_split and "train" in dd:
-            parts.append(_validation_of(dd, args.validation_split, args.seed, name)[1])
+            parts.append(validation_of(dd, args.validation_split, args.seed, name)[1])
         else:
             only = "it has only a 'train' split" if list(dd) == ["train"] else f"its splits are {list(dd)}"
             hint = " (or --validation_split 0.1 for the share train.py held out)" if "train" in dd else ""

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import transformers
 from transformers import EarlyStoppingCallback, set_seed
 
+from fer_hf.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
 from fer_hf.config import parse_args
 from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts
 from fer_hf.hub import require_hub
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
         data_collator=FerCollator(pre["mean"], pre["std"], pre["image_size"]),
         compute_metrics=compute_metrics, callbacks=callbacks,
     )
+    if "tensorboard" in args.report_to:  # the eval confusion matrix as an image, next to the scalars
+        trainer.add_callback(ConfusionMatrixCallback(trainer))
     if trainer.is_world_process_zero():
         os.makedirs(args.output_dir, exist_ok=True)
         with open(os.path.join(args.output_dir, "class_counts.json"), "w") as f:
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.save_metrics("train", train_metrics)
 
     eval_metrics = trainer.evaluate()
+    eval_metrics.update(per_source_eval_metrics(trainer))  # eval_<source>_accuracy, _macro_f1, _ece, ...
     eval_metrics["eval_samples"] = len(data["validation"])
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)

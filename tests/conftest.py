@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.append(str(ROOT / "scripts"))  # appended: scripts/evaluate.py must not shadow the `evaluate` package
 
 # The model every quick test trains: ViT-Tiny's width and heads, one block, 32 px, patch 8.
 TINY_MODEL = ["--init_from", "none", "--image_size", "32", "--patch_size", "8", "--model_args", '{"depth": 1}']

@@ -1,0 +1,241 @@
+"""EmotionRecognizer: image -> faces -> seven emotion scores per face (used by the CLI and the Space).
+
+    rec = EmotionRecognizer.from_pretrained("outputs/quickstart")
+    for face in rec.recognize("photo.jpg"):
+        print(face.box, face.emotion, face.confidence)
+
+Each face is cropped (fer_hf.faces) and then preprocessed exactly like the evaluation data
+(`FerTransform(train=False)`: bicubic resize to the model's square size, then the collator's
+normalisation), so a face crop gets the same prediction here as in scripts/evaluate.py. All faces
+of a call go through the network as ONE batch; `tta="flip"` adds the mirror images to that same
+batch and averages the softmax. A `temperature` in config.json (written by the evaluation script's
+calibration) divides the logits before the softmax.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModelForImageClassification
+
+from .faces import Detection, crop_box, crop_face, make_detector
+from .hub import require_hub
+from .modeling import preprocessing_config
+from .transforms import BadImageError, FerCollator, FerTransform, open_image
+
+logger = logging.getLogger(__name__)
+# config.json key of the calibrated temperature (fer_hf.evaluation.TEMPERATURE_KEY; not imported, to keep
+# scikit-learn out of the Space's start-up). transformers 5 drops it from `model.config`, so it is read here.
+TEMPERATURE_KEY = "temperature"
+
+
+@dataclass
+class Face:
+    """One classified face. `box` is (x, y, w, h) in the input image; `scores` covers all seven classes."""
+
+    box: tuple[int, int, int, int]
+    emotion: str
+    confidence: float
+    scores: dict[str, float]
+    detection_score: float | None = None
+    crop_box: tuple[int, int, int, int] | None = field(default=None, repr=False)  # (left, top, right, bottom)
+    crop: Image.Image | None = field(default=None, repr=False, compare=False)  # what the model saw
+
+    def to_dict(self) -> dict:
+        return {"box": list(self.box), "emotion": self.emotion, "confidence": self.confidence,
+                "scores": dict(self.scores), "detection_score": self.detection_score}
+
+
+def describe(source) -> str:
+    """A short name for an input, for error messages."""
+    if isinstance(source, (str, os.PathLike)):
+        return repr(os.fspath(source))
+    if isinstance(source, bytes):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.size[0]}x{source.size[1]} {source.mode}>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    return f"<{type(source).__name__}>"
+
+
+def array_to_pil(arr: np.ndarray) -> Image.Image:
+    """HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA); uint8, uint16, bool, or float in [0, 1]."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))) or arr.size == 0:
+        raise BadImageError(f"array of shape {arr.shape}: expected HxW, HxWx3 (RGB) or HxWx4 (RGBA)")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise BadImageError("float array contains NaN or inf values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0 or hi > 1:
+            raise BadImageError(f"float array has values in [{lo:g}, {hi:g}]; expected [0, 1] (or pass uint8)")
+        arr = np.rint(arr * 255).astype(np.uint8)
+    elif arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16:
+        arr = (arr // 257).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise BadImageError(f"array of dtype {arr.dtype}: expected uint8, uint16, bool or float in [0, 1]")
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def load_image(source, max_pixels: int | None = None) -> Image.Image:
+    """RGB PIL image from a path, bytes, PIL image or numpy array; `BadImageError` names the input."""
+    name, path = describe(source), os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    try:
+        if isinstance(source, np.ndarray):
+            source = array_to_pil(source)
+        elif isinstance(source, os.PathLike):
+            source = os.fspath(source)
+        if not isinstance(source, (str, bytes, Image.Image)):
+            raise BadImageError("expected a path, bytes, a PIL image or a numpy array")
+        if max_pixels and not isinstance(source, Image.Image):
+            _check_pixels(source, max_pixels)  # from the header, before decoding anything
+        image = open_image(source)
+        if max_pixels and image.width * image.height > max_pixels:
+            raise BadImageError(f"{image.width}x{image.height} pixels is over the limit of {max_pixels / 1e6:g} megapixels")
+        return image
+    except BadImageError as err:
+        reason = str(err).removeprefix(f"{path}: ") if path else str(err)  # open_image may name the file too
+        raise BadImageError(f"{name} is not a usable image: {reason}") from err
+
+
+def _check_pixels(source, max_pixels: int) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as probe:
+                width, height = probe.size
+    except Image.DecompressionBombError as err:
+        raise BadImageError(f"over the limit of {max_pixels / 1e6:g} megapixels ({err})") from err
+    except Image.UnidentifiedImageError as err:
+        raise BadImageError("not an image file in a format Pillow reads (PNG, JPEG, GIF, WebP, BMP, TIFF, ...)") from err
+    except (OSError, ValueError, SyntaxError) as err:
+        raise BadImageError(f"{type(err).__name__}: {err}") from err
+    if width * height > max_pixels:
+        raise BadImageError(f"{width}x{height} pixels is over the limit of {max_pixels / 1e6:g} megapixels")
+
+
+def load_model(model_id_or_dir: str):
+    """A local model folder, a Hub model already in the cache, or (online only) a Hub download."""
+    name = os.fspath(model_id_or_dir)
+    if os.path.isdir(name):
+        if not os.path.isfile(os.path.join(name, "config.json")):
+            found = sorted(d for d in os.listdir(name) if d.startswith("checkpoint-"))
+            hint = (f" It holds checkpoints ({', '.join(found)}): pass one of those folders, or wait for "
+                    "training to end.") if found else ""
+            raise FileNotFoundError(f"model folder {name!r} has no config.json, so it is not a saved model.{hint}")
+        return AutoModelForImageClassification.from_pretrained(name)
+    if os.path.exists(name):
+        raise ValueError(f"model {name!r} is a file; expected a model folder (config.json + weights) or a Hub id")
+    try:
+        return AutoModelForImageClassification.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError):
+        pass  # not in the local cache: the Hub is the only place left
+    require_hub(f"model {name!r} (no local folder of that name)",
+                "Pass a local model folder instead, e.g. outputs/quickstart after "
+                "`accelerate launch scripts/train.py scripts/configs/quickstart.yaml`.")
+    return AutoModelForImageClassification.from_pretrained(name)
+
+
+def stored_temperature(model_id_or_dir: str) -> float | None:
+    """The temperature in a model's config.json (a folder, or a Hub model in the cache), else None."""
+    from transformers.utils import cached_file
+
+    name = os.fspath(model_id_or_dir)
+    path = os.path.join(name, "config.json") if os.path.isdir(name) else cached_file(name, "config.json")
+    with open(path) as f:
+        value = json.load(f).get(TEMPERATURE_KEY)
+    if value is not None and not (isinstance(value, (int, float)) and value > 0):
+        logger.warning("Ignoring %s=%r in %s (expected a positive number).", TEMPERATURE_KEY, value, path)
+        return None
+    return None if value is None else float(value)
+
+
+class EmotionRecognizer:
+    """Face detector + emotion classifier; thread-safe for serving (no state changes per call)."""
+
+    def __init__(self, model, detector=None, tta: str | None = None, device: str = "cpu",
+                 margin: float = 0.2, align: bool = False, temperature: float | None = None):
+        if tta not in (None, "flip"):
+            raise ValueError(f"tta={tta!r}; expected None or 'flip'")
+        self.model = model.eval().to(device)
+        self.detector, self.tta, self.device, self.margin, self.align = detector, tta, device, margin, align
+        pre = preprocessing_config(model.config)
+        self.transform = FerTransform(pre["image_size"], train=False)  # the evaluation path, unchanged
+        self.collator = FerCollator(pre["mean"], pre["std"], pre["image_size"])
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if temperature is not None and temperature <= 0:
+            raise ValueError(f"temperature={temperature!r}; expected a positive number (or None)")
+        self.temperature = temperature  # logits are divided by it before the softmax
+
+    @classmethod
+    def from_pretrained(cls, model_id_or_dir, detector: str | None = "auto", tta: str | None = None,
+                        device: str = "cpu", yunet_model=None, **kwargs) -> EmotionRecognizer:
+        """Model from a folder or Hub id; detector "auto" (YuNet, else Haar), "yunet", "haar" or None.
+        The calibrated temperature stored in its config.json, if any, is used."""
+        model = load_model(model_id_or_dir)
+        kwargs.setdefault("temperature", stored_temperature(model_id_or_dir))
+        return cls(model, make_detector(detector, yunet_model), tta=tta, device=device, **kwargs)
+
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The one place the network runs (an ONNX session can replace this method)."""
+        with torch.inference_mode():
+            return self.model(pixel_values=pixel_values.to(self.device)).logits.float().cpu()
+
+    def pixel_values(self, crops: list[Image.Image]) -> torch.Tensor:
+        """Normalised NCHW batch of face crops, exactly as evaluation builds it."""
+        return self.collator.normalise(torch.stack([self.transform.one(crop) for crop in crops]))
+
+    def predict_crops(self, crops: list[Image.Image]) -> np.ndarray:
+        """Probabilities (N x classes) for face crops, in one network call (with TTA mirrors in it)."""
+        if not crops:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        x = self.pixel_values(crops)
+        if self.tta == "flip":
+            x = torch.cat([x, x.flip(-1)])
+        logits = self._logits(x)
+        if self.temperature:
+            logits = logits / self.temperature
+        probs = logits.softmax(-1)
+        if self.tta == "flip":
+            probs = (probs[: len(crops)] + probs[len(crops):]) / 2
+        return probs.numpy()
+
+    def _locate(self, image: Image.Image, detect: bool) -> list[tuple[Detection, tuple, Image.Image]]:
+        """(detection, crop box, crop) per face; the whole image is one face without detection."""
+        if not detect or self.detector is None:
+            whole = Detection((0, 0, image.width, image.height), None)
+            return [(whole, (0, 0, image.width, image.height), image)]
+        return [(d, crop_box(d.box, image.size, self.margin), crop_face(image, d, self.margin, self.align))
+                for d in self.detector.detect(image)]
+
+    def recognize_batch(self, images: list, detect: bool = True) -> list[list[Face]]:
+        """Faces per image, largest first; every face of every image in one network call."""
+        located = [self._locate(load_image(image), detect) for image in images]
+        probs = self.predict_crops([crop for faces in located for _, _, crop in faces])
+        out, row = [], 0
+        for faces in located:
+            out.append([self._face(det, box, crop, probs[row + i]) for i, (det, box, crop) in enumerate(faces)])
+            row += len(faces)
+        return out
+
+    def recognize(self, image, detect: bool = True) -> list[Face]:
+        """Faces in one image (an empty list if the detector finds none); `detect=False` for crops."""
+        return self.recognize_batch([image], detect)[0]
+
+    def _face(self, det: Detection, box: tuple, crop: Image.Image, probs: np.ndarray) -> Face:
+        best = int(np.argmax(probs))
+        return Face(box=tuple(int(v) for v in det.box), emotion=self.labels[best], confidence=float(probs[best]),
+                    scores={label: float(p) for label, p in zip(self.labels, probs)},
+                    detection_score=det.score, crop_box=box, crop=crop)

@@ -1,0 +1,224 @@
+"""Gradio Space: find the faces in a photo and say which of seven emotions each one shows.
+
+    FER_MODEL=outputs/quickstart python space/app.py      # http://127.0.0.1:7860 (GRADIO_SERVER_PORT)
+
+The model comes from FER_MODEL (a local folder or a Hub id). The `predict` API endpoint returns
+`{"emotion", "confidence"}` for the main (largest) face plus `"faces": [...]`; the page draws a box
+and label per face, the main face's seven scores, and optionally where the ViT looked (attention
+rollout). Uploads over 20 MB or 40 megapixels, and anything that is not a usable image, get a
+message instead of a result; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if (HERE.parent / "fer_hf").is_dir() and not (HERE / "fer_hf").is_dir():
+    sys.path.insert(0, str(HERE.parent))  # run from a clone; a deployed Space has fer_hf/ next to app.py
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import cv2  # noqa: E402
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+
+from fer_hf import explain  # noqa: E402
+from fer_hf.inference import EmotionRecognizer, load_image  # noqa: E402
+from fer_hf.synthetic import draw_face  # noqa: E402
+from fer_hf.transforms import BadImageError  # noqa: E402
+
+torch.set_num_threads(1)  # a server shares its cores; one thread per request is the project's rule
+cv2.setNumThreads(1)
+
+MAX_BYTES = 20 * 2**20
+MAX_PIXELS = 40_000_000
+NO_FACE = "No face found, so this is the prediction for the whole image (tick 'faces are already cropped' for crops)."
+
+
+def upload_source(payload) -> tuple[str | bytes, str]:
+    """The file (or data-URL bytes) behind an image payload, and a name for messages; size-checked."""
+    if payload is None:
+        raise gr.Error("Please upload an image, take a webcam snapshot or paste one first.")
+    if isinstance(payload, dict) and payload.get("path"):
+        name = payload.get("orig_name") or "the upload"
+        size = os.path.getsize(payload["path"])
+        if size > MAX_BYTES:
+            raise gr.Error(f"{name} is {size / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+        return payload["path"], name
+    url = payload.get("url") if isinstance(payload, dict) else payload
+    if isinstance(url, str) and url.startswith("data:"):
+        import base64
+
+        data = base64.b64decode(url.split(",", 1)[1])
+        if len(data) > MAX_BYTES:
+            raise gr.Error(f"the image is {len(data) / 2**20:.1f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+        return data, "the image"
+    raise gr.Error("The image did not arrive as a file; please upload it again.")
+
+
+def analyse(recognizer: EmotionRecognizer, payload, cropped: bool) -> tuple[dict, dict]:
+    """(API JSON, state for drawing) for one uploaded image."""
+    source, name = upload_source(payload)
+    try:
+        image = load_image(source, max_pixels=MAX_PIXELS)
+    except BadImageError as err:
+        reason = str(err.__cause__ or err)
+        if isinstance(source, str):  # the server's temporary path means nothing to the user
+            reason = reason.replace(repr(source), name).replace(source, name)
+        raise gr.Error(f"{name} cannot be used: {reason}") from err
+    notes = []
+    if isinstance(source, str):
+        with Image.open(source) as probe:
+            if getattr(probe, "n_frames", 1) > 1:
+                notes.append(f"{name} is animated; its first frame was used.")
+    faces = recognizer.recognize(image, detect=not cropped)
+    if not faces:
+        faces, whole = recognizer.recognize(image, detect=False), True
+        notes.append(NO_FACE)
+    else:
+        whole = False
+    main = faces[0]  # largest first
+    result = {"emotion": main.emotion, "confidence": round(main.confidence, 4),
+              "faces": [] if whole else [face.to_dict() for face in faces]}
+    if whole:
+        result["whole_image"] = main.to_dict()
+    if notes:
+        result["note"] = " ".join(notes)
+    return result, {"image": image, "faces": faces, "whole": whole, "notes": notes}
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def annotate(image: Image.Image, faces, whole: bool = False) -> Image.Image:
+    """A copy of `image` with a box and an 'emotion 87%' label per face."""
+    out = image.copy()
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(max(image.size) / 250))
+    font = _font(max(12, round(max(image.size) / 35)))
+    for i, face in enumerate(faces):
+        x, y, w, h = face.box
+        colour = (255, 170, 0) if whole else (40, 220, 90)
+        if not whole:
+            draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=width)
+        number = f"{i + 1}: " if len(faces) > 1 else ""  # the order of "faces" in the API result
+        text = f"{number}{face.emotion} {face.confidence:.0%}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        ty = y - (bottom - top) - 2 * width if y - (bottom - top) - 2 * width >= 0 else y + (0 if whole else h)
+        draw.rectangle([x, ty, x + right - left + 2 * width, ty + bottom - top + 2 * width], fill=colour)
+        draw.text((x + width - left, ty + width - top), text, fill=(0, 0, 0), font=font)
+    return out
+
+
+def render(recognizer: EmotionRecognizer, state: dict | None, attention: bool):
+    """Annotated image, main face's scores and a message, from `analyse`'s state."""
+    if not state:
+        return None, None, ""
+    image, faces = state["image"], state["faces"]
+    if attention:
+        image = explain.overlay(image, faces, explain.face_maps(recognizer, faces))
+    n = len(faces)
+    found = [] if state["whole"] else ["1 face found." if n == 1 else f"{n} faces found; the scores are for the largest."]
+    message = " ".join(found + state["notes"])
+    return annotate(image, faces, state["whole"]), dict(faces[0].scores), message
+
+
+def live(recognizer: EmotionRecognizer, frame, cropped: bool):
+    """One webcam frame in, the annotated frame out (faces only; no message)."""
+    if frame is None:
+        return None
+    image = load_image(frame)
+    return annotate(image, recognizer.recognize(image, detect=not cropped))
+
+
+EXAMPLES = {"one_face.png": [("happiness", 200, (220, 110))],
+            "two_faces.png": [("surprise", 170, (60, 120)), ("sadness", 190, (390, 90))],
+            "no_face.png": []}
+
+
+def draw_scene(faces, seed: int) -> Image.Image:
+    """Drawn (not photographed) faces on a plain room: no real people, no licences."""
+    rng = np.random.default_rng(seed)
+    canvas = Image.new("RGB", (640, 420), (196, 206, 218))
+    ImageDraw.Draw(canvas).rectangle([0, 330, 640, 420], fill=(120, 150, 100))  # a floor, for the empty scene
+    for emotion, size, at in faces:
+        canvas.paste(draw_face(emotion, rng, size, True), at)
+    return canvas
+
+
+def make_examples(folder: str | Path, detect=None, tries: int = 30) -> list[str]:
+    """The example images; with `detect`, the first seed whose cartoon faces the detector all finds
+    (detectors miss some drawn faces, and an example should show what the app does)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, faces in EXAMPLES.items():
+        for seed in range(tries):
+            canvas = draw_scene(faces, seed)
+            if detect is None or len(detect(canvas)) == len(faces):
+                break
+        canvas.save(folder / name)
+        files.append(str(folder / name))
+    return files
+
+
+def build_demo(recognizer: EmotionRecognizer, examples_dir: str | Path | None = None) -> gr.Blocks:
+    detect = recognizer.detector.detect if recognizer.detector else None
+    examples = make_examples(examples_dir or tempfile.mkdtemp(prefix="fer_space_examples_"), detect)
+    with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) as demo:
+        gr.Markdown("# Facial expression recognition\nFaces are found with YuNet (or OpenCV's Haar cascade) and "
+                    "each one is classified as anger, disgust, fear, happiness, neutral, sadness or surprise.")
+        with gr.Tab("Photo"):
+            with gr.Row():
+                with gr.Column():
+                    image = gr.Image(label="Photo", sources=["upload", "webcam", "clipboard"], type="filepath")
+                    cropped = gr.Checkbox(label="Faces are already cropped (classify the whole image)")
+                    attention = gr.Checkbox(label="Show where the model looked (attention rollout)")
+                    submit = gr.Button("Analyse", variant="primary")
+                with gr.Column():
+                    annotated = gr.Image(label="Faces", type="pil", interactive=False, elem_id="annotated")
+                    message = gr.Markdown(elem_id="message")
+                    label = gr.Label(label="Main face", num_top_classes=7, elem_id="main-face")
+                    result = gr.JSON(label="API result (all faces)")
+            gr.Examples(examples=[[f, False, False] for f in examples], inputs=[image, cropped, attention])
+        with gr.Tab("Live webcam"):
+            with gr.Row():
+                cam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
+                cam_out = gr.Image(label="Faces", type="pil", interactive=False)
+            cam_cropped = gr.Checkbox(label="Faces are already cropped")
+        state = gr.State()
+
+        def predict(image, faces_cropped=False):
+            """{"emotion", "confidence"} of the largest face, plus "faces": box, emotion and scores of each."""
+            return analyse(recognizer, image, faces_cropped)
+
+        # preprocess=False: the upload reaches `analyse` undecoded, so size limits and bad files get our message.
+        submit.click(predict, [image, cropped], [result, state], api_name="predict", preprocess=False).success(
+            lambda st, att: render(recognizer, st, att), [state, attention], [annotated, label, message],
+            api_visibility="private")
+        image.change(lambda: (None, None, None, ""), None, [result, annotated, label, message],  # no stale result
+                     api_visibility="private", queue=False)
+        cam.stream(lambda frame, crop: live(recognizer, frame, crop), [cam, cam_cropped], [cam_out],
+                   stream_every=0.5, time_limit=120, api_visibility="private")
+    return demo
+
+
+def main() -> None:
+    model = os.environ.get("FER_MODEL", "outputs/quickstart")
+    recognizer = EmotionRecognizer.from_pretrained(model, detector=os.environ.get("FER_DETECTOR", "auto"))
+    demo = build_demo(recognizer)
+    demo.queue(default_concurrency_limit=1, max_size=32).launch(max_file_size=MAX_BYTES)
+
+
+if __name__ == "__main__":
+    main()
