@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -22,14 +21,10 @@ from tqdm.auto import tqdm
 
 from .labels import CLASSES
 from .metrics import classification_metrics
-from .modeling import preprocessing_config
+from .modeling import TEMPERATURE_KEY, preprocessing_config, read_temperature, write_temperature  # noqa: F401
 from .transforms import FerCollator, FerTransform
 
 ECE_BINS = 15
-# The config.json key inference divides logits by. NB transformers 5 treats `temperature` as a
-# generation parameter: `from_pretrained` drops it and `save_pretrained` refuses it, so it is read
-# and written here straight from config.json (`read_temperature`, `write_temperature`).
-TEMPERATURE_KEY = "temperature"
 T_BOUNDS = (0.05, 20.0)  # a wider fit only happens on degenerate data (all right or all wrong)
 
 
@@ -136,32 +131,6 @@ def per_source_metrics(labels: np.ndarray, probs: np.ndarray, sources) -> dict[s
     """`{source: summarise(...)}` over the rows of each source, sources in sorted order."""
     sources = np.asarray(sources)
     return {str(s): summarise(labels[sources == s], probs[sources == s]) for s in sorted(set(sources.tolist()))}
-
-
-def _config_file(model_dir: str) -> str:
-    from transformers.utils import cached_file
-
-    return cached_file(model_dir, "config.json")  # a local folder, or the Hub cache for a Hub id
-
-
-def read_temperature(model_dir: str) -> float | None:
-    """The stored temperature of a model folder or Hub id, or None (read from config.json itself)."""
-    with open(_config_file(model_dir)) as f:
-        value = json.load(f).get(TEMPERATURE_KEY)
-    return None if value is None else float(value)
-
-
-def write_temperature(model_dir: str, temperature: float) -> str:
-    """Store `temperature` in `model_dir/config.json` only (weights untouched); returns the file path."""
-    path = os.path.join(model_dir, "config.json")
-    with open(path) as f:
-        config = json.load(f)
-    config[TEMPERATURE_KEY] = float(temperature)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:  # same layout as save_pretrained; replaced atomically, never half-written
-        f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def _agg_figure(size):

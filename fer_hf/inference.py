@@ -8,7 +8,7 @@ Each face is cropped (fer_hf.faces) and then preprocessed exactly like the evalu
 (`FerTransform(train=False)`: bicubic resize to the model's square size, then the collator's
 normalisation), so a face crop gets the same prediction here as in scripts/evaluate.py. All faces
 of a call go through the network as ONE batch; `tta="flip"` adds the mirror images to that same
-batch and averages the softmax. A `temperature` in config.json (written by the evaluation script's
+batch and averages the softmax. A `calibration_temperature` in config.json (written by the evaluation script's
 calibration) divides the logits before the softmax.
 """
 
@@ -28,13 +28,10 @@ from transformers import AutoModelForImageClassification
 
 from .faces import Detection, crop_box, crop_face, make_detector
 from .hub import require_hub
-from .modeling import preprocessing_config
+from .modeling import preprocessing_config, read_temperature
 from .transforms import BadImageError, FerCollator, FerTransform, open_image
 
 logger = logging.getLogger(__name__)
-# config.json key of the calibrated temperature (fer_hf.evaluation.TEMPERATURE_KEY; not imported, to keep
-# scikit-learn out of the Space's start-up). transformers 5 drops it from `model.config`, so it is read here.
-TEMPERATURE_KEY = "temperature"
 
 
 @dataclass
@@ -148,20 +145,6 @@ def load_model(model_id_or_dir: str):
     return AutoModelForImageClassification.from_pretrained(name)
 
 
-def stored_temperature(model_id_or_dir: str) -> float | None:
-    """The temperature in a model's config.json (a folder, or a Hub model in the cache), else None."""
-    from transformers.utils import cached_file
-
-    name = os.fspath(model_id_or_dir)
-    path = os.path.join(name, "config.json") if os.path.isdir(name) else cached_file(name, "config.json")
-    with open(path) as f:
-        value = json.load(f).get(TEMPERATURE_KEY)
-    if value is not None and not (isinstance(value, (int, float)) and value > 0):
-        logger.warning("Ignoring %s=%r in %s (expected a positive number).", TEMPERATURE_KEY, value, path)
-        return None
-    return None if value is None else float(value)
-
-
 class EmotionRecognizer:
     """Face detector + emotion classifier; thread-safe for serving (no state changes per call)."""
 
@@ -185,7 +168,7 @@ class EmotionRecognizer:
         """Model from a folder or Hub id; detector "auto" (YuNet, else Haar), "yunet", "haar" or None.
         The calibrated temperature stored in its config.json, if any, is used."""
         model = load_model(model_id_or_dir)
-        kwargs.setdefault("temperature", stored_temperature(model_id_or_dir))
+        kwargs.setdefault("temperature", read_temperature(model_id_or_dir))
         return cls(model, make_detector(detector, yunet_model), tta=tta, device=device, **kwargs)
 
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:

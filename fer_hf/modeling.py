@@ -25,6 +25,9 @@ from .labels import CLASSES, ID2LABEL, LABEL2ID
 
 logger = logging.getLogger(__name__)
 
+# config.json key of the temperature fitted by `scripts/evaluate.py --temperature auto`. Not "temperature":
+# transformers 5 treats that as a generation setting, drops it on load and refuses to save it.
+TEMPERATURE_KEY = "calibration_temperature"
 DEFAULT_INIT = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 
@@ -140,3 +143,34 @@ def preprocessing_config(config) -> dict:
     """Image size, mean and std the model was trained with, read from its config."""
     cfg = config.pretrained_cfg
     return {"image_size": int(cfg["input_size"][-1]), "mean": list(cfg["mean"]), "std": list(cfg["std"])}
+
+
+def _config_path(model_id_or_dir) -> str:
+    from transformers.utils import cached_file
+
+    name = os.fspath(model_id_or_dir)
+    return os.path.join(name, "config.json") if os.path.isdir(name) else cached_file(name, "config.json")
+
+
+def read_temperature(model_id_or_dir) -> float | None:
+    """The calibrated temperature in a model's config.json (folder or cached Hub model), else None."""
+    path = _config_path(model_id_or_dir)
+    with open(path) as f:
+        value = json.load(f).get(TEMPERATURE_KEY)
+    if value is not None and not (isinstance(value, (int, float)) and value > 0):
+        logger.warning("Ignoring %s=%r in %s (expected a positive number).", TEMPERATURE_KEY, value, path)
+        return None
+    return None if value is None else float(value)
+
+
+def write_temperature(model_dir, temperature: float) -> str:
+    """Store `temperature` in `model_dir/config.json` only (weights untouched); returns the file path."""
+    path = os.path.join(os.fspath(model_dir), "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config[TEMPERATURE_KEY] = float(temperature)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:  # same layout as save_pretrained; replaced atomically, never half-written
+        f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -15,7 +15,7 @@ from conftest import ROOT, random_image
 from fer_hf import evaluation as ev
 from fer_hf.hub import HubUnreachableError
 from fer_hf.labels import CLASSES
-from fer_hf.modeling import ModelArguments, build_model
+from fer_hf.modeling import TEMPERATURE_KEY, ModelArguments, build_model
 
 torch.set_num_threads(1)
 
@@ -139,7 +139,7 @@ def test_temperature_auto_is_fitted_stored_and_reused(model_dir, imagefolder, tm
     plain = run(model, imagefolder, tmp_path / "plain", "--split", "train")
     fitted = run(model, imagefolder, tmp_path / "fitted", "--split", "train", "--temperature", "auto")
     cal = fitted["calibration"]
-    stored = json.loads((model / "config.json").read_text())["temperature"]
+    stored = json.loads((model / "config.json").read_text())[TEMPERATURE_KEY]
     assert isinstance(stored, float) and stored == fitted["temperature"] == cal["temperature"] != 1.0
     assert cal["nll_after"] <= cal["nll_before"] and {"ece_before", "ece_after"} <= set(cal)
     assert cal["nll_before"] == pytest.approx(plain["nll"]) and cal["ece_before"] == pytest.approx(plain["ece"])

@@ -13,7 +13,7 @@ from fer_hf import explain
 from fer_hf.hub import HubUnreachableError
 from fer_hf.inference import EmotionRecognizer, load_image
 from fer_hf.labels import CLASSES
-from fer_hf.modeling import ModelArguments, build_model
+from fer_hf.modeling import TEMPERATURE_KEY, ModelArguments, build_model
 from fer_hf.transforms import BadImageError, FerCollator, FerTransform
 
 from test_faces import TWO_FACES, YUNET, detectable_scene, needs_yunet, scene
@@ -103,7 +103,7 @@ def test_stored_temperature_divides_the_logits(model_dir, tmp_path):
     for name in ("config.json", "model.safetensors"):
         (tmp_path / name).write_bytes((model_dir / name).read_bytes())
     config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "temperature": 3.0}))
+    (tmp_path / "config.json").write_text(json.dumps({**config, TEMPERATURE_KEY: 3.0}))
     calibrated = EmotionRecognizer.from_pretrained(tmp_path, detector=None)
     assert calibrated.temperature == 3.0
     image = [scene(TWO_FACES).crop((60, 120, 230, 290))]
