@@ -166,7 +166,13 @@ class EmotionRecognizer:
     def from_pretrained(cls, model_id_or_dir, detector: str | None = "auto", tta: str | None = None,
                         device: str = "cpu", yunet_model=None, **kwargs) -> EmotionRecognizer:
         """Model from a folder or Hub id; detector "auto" (YuNet, else Haar), "yunet", "haar" or None.
-        The calibrated temperature stored in its config.json, if any, is used."""
+        The calibrated temperature stored in its config.json, if any, is used. A `.onnx` file (or a folder
+        holding model.onnx and no torch weights) runs with onnxruntime instead (fer_hf.onnx_backend)."""
+        from .onnx_backend import OnnxEmotionRecognizer, onnx_file
+
+        if onnx_file(model_id_or_dir):
+            return OnnxEmotionRecognizer.from_onnx(model_id_or_dir, make_detector(detector, yunet_model),
+                                                   tta=tta, device=device, **kwargs)
         model = load_model(model_id_or_dir)
         kwargs.setdefault("temperature", read_temperature(model_id_or_dir))
         return cls(model, make_detector(detector, yunet_model), tta=tta, device=device, **kwargs)

@@ -52,9 +52,13 @@ class ModelArguments:
     def timm_kwargs(self) -> dict:
         """The keyword arguments for `timm.create_model` (stored in config.json as `model_args`)."""
         kwargs = json.loads(self.model_args) if isinstance(self.model_args, str) else dict(self.model_args or {})
-        kwargs.setdefault("img_size", self.image_size)
-        if self.patch_size:
-            kwargs.setdefault("patch_size", self.patch_size)
+        cfg = timm.models.get_pretrained_cfg(self.architecture)
+        if cfg is None or cfg.fixed_input_size:  # ViT-style: the input size is built into the network
+            kwargs.setdefault("img_size", self.image_size)
+            if self.patch_size:
+                kwargs.setdefault("patch_size", self.patch_size)
+        elif self.patch_size:
+            raise ValueError(f"patch_size={self.patch_size} applies to ViT-style models; {self.architecture} has no patches.")
         kwargs.setdefault("drop_rate", self.drop_rate)
         kwargs.setdefault("drop_path_rate", self.drop_path_rate)
         return kwargs
@@ -120,10 +124,10 @@ def build_model(args: ModelArguments) -> TimmWrapperForImageClassification:
     """A `TimmWrapperForImageClassification` for the seven canonical classes, initialised per `args`."""
     net = create_timm_model(args)
     pretrained_cfg = dict(net.pretrained_cfg)
-    for key in ("file", "hf_hub_id", "url", "num_classes", "source"):
+    # Where timm fetched weights from, and the ImageNet tag/licence/test sizes, do not describe this model.
+    for key in ("file", "hf_hub_id", "url", "num_classes", "source", "tag", "license", "test_input_size", "test_crop_pct"):
         pretrained_cfg.pop(key, None)
     pretrained_cfg["input_size"] = [3, args.image_size, args.image_size]
-    pretrained_cfg["fixed_input_size"] = True
     pretrained_cfg["crop_pct"] = 1.0  # faces are already crops: resize, never centre-crop away the chin
     config = TimmWrapperConfig(
         architecture=args.architecture,

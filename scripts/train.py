@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict, replace
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone without install
 
@@ -81,9 +82,10 @@ def main(argv: list[str] | None = None) -> dict:
     logger.info("Precision: %s", args.precision)
 
     resume = resume_point(args)
-    if resume:  # the checkpoint brings the weights; do not fetch init_from again (it may be offline)
-        model_args.init_from = "none"
-    model = build_model(model_args)  # first: a bad init_from fails in seconds, before data loading
+    # first: a bad init_from fails in seconds, before data loading. When resuming, the checkpoint brings
+    # the weights, so init_from is not fetched again (it may be offline) but is still recorded.
+    model = build_model(replace(model_args, init_from="none") if resume else model_args)
+    model.config.fer_init_from = model_args.init_from
     data = build_datasets(data_args, seed=args.seed)
     counts = class_counts(data)
     logger.info("Images per split, source and class:\n%s", format_class_counts(counts))
@@ -105,6 +107,11 @@ def main(argv: list[str] | None = None) -> dict:
         os.makedirs(args.output_dir, exist_ok=True)
         with open(os.path.join(args.output_dir, "class_counts.json"), "w") as f:
             json.dump(counts, f, indent=2)
+        # The run's arguments as JSON for the model card (training_args.bin is a pickle); to_json_string()
+        # masks hub_token and every other *_token field.
+        with open(os.path.join(args.output_dir, "train_args.json"), "w") as f:
+            json.dump({"model": asdict(model_args), "data": asdict(data_args),
+                       "training": json.loads(args.to_json_string())}, f, indent=2)
 
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()

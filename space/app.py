@@ -124,12 +124,15 @@ def render(recognizer: EmotionRecognizer, state: dict | None, attention: bool):
     """Annotated image, main face's scores and a message, from `analyse`'s state."""
     if not state:
         return None, None, ""
-    image, faces = state["image"], state["faces"]
+    image, faces, notes = state["image"], state["faces"], list(state["notes"])
     if attention:
-        image = explain.overlay(image, faces, explain.face_maps(recognizer, faces))
+        try:
+            image = explain.overlay(image, faces, explain.face_maps(recognizer, faces))
+        except TypeError:  # a CNN (e.g. the quickstart's resnet10t) has no attention to roll out
+            notes.append(f"No attention map: {recognizer.model.config.architecture} is not a ViT.")
     n = len(faces)
     found = [] if state["whole"] else ["1 face found." if n == 1 else f"{n} faces found; the scores are for the largest."]
-    message = " ".join(found + state["notes"])
+    message = " ".join(found + notes)
     return annotate(image, faces, state["whole"]), dict(faces[0].scores), message
 
 

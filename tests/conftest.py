@@ -18,7 +18,7 @@ SHARED = ROOT.parent / "shared"
 sys.path.append(str(ROOT / "scripts"))  # appended: scripts/evaluate.py must not shadow the `evaluate` package
 
 # The model every quick test trains: ViT-Tiny's width and heads, one block, 32 px, patch 8.
-TINY_MODEL = ["--init_from", "none", "--image_size", "32", "--patch_size", "8", "--model_args", '{"depth": 1}']
+TINY_MODEL = ["--architecture", "vit_tiny_patch16_224", "--init_from", "none", "--image_size", "32", "--patch_size", "8", "--model_args", '{"depth": 1}']
 
 
 def random_image(rng, size=40, mode="RGB"):

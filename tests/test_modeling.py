@@ -65,3 +65,11 @@ def test_hub_init_fails_fast_offline():
 def test_missing_local_checkpoint_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="init_from"):
         build_model(ModelArguments(init_from=str(tmp_path)))
+
+
+def test_cnn_architecture_gets_no_vit_arguments(tmp_path):
+    model = build_model(ModelArguments(architecture="resnet10t", init_from="none", image_size=48))
+    assert "img_size" not in model.config.model_args
+    assert preprocessing_config(model.config)["image_size"] == 48
+    with pytest.raises(ValueError, match="patch_size"):
+        build_model(ModelArguments(architecture="resnet10t", init_from="none", patch_size=8))

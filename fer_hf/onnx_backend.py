@@ -1,0 +1,97 @@
+"""Run an exported ONNX model (scripts/export_onnx.py) in `EmotionRecognizer` with onnxruntime.
+
+    rec = EmotionRecognizer.from_pretrained("model.onnx")   # or a folder holding model.onnx
+
+The ONNX file carries everything inference needs in its `metadata_props` under the key `fer_hf`
+(label names, image size, mean, std, calibration temperature), so no config.json or torch
+network is loaded. Only the network changes: detection, cropping, preprocessing, TTA and the
+softmax are `EmotionRecognizer`'s own, so a face gets the same emotion from either backend.
+onnxruntime is imported lazily: importing fer_hf never requires it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from .inference import EmotionRecognizer
+from .transforms import FerCollator, FerTransform
+
+METADATA_KEY = "fer_hf"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def onnx_file(model_id_or_dir) -> str | None:
+    """The ONNX file to run for `model_id_or_dir`: a `.onnx` path, or a folder with model.onnx and no torch weights."""
+    name = os.fspath(model_id_or_dir)
+    if name.endswith(".onnx"):
+        if not os.path.isfile(name):
+            raise FileNotFoundError(f"ONNX model {name!r} does not exist")
+        return name
+    if os.path.isdir(name) and os.path.isfile(os.path.join(name, "model.onnx")) \
+            and not any(os.path.isfile(os.path.join(name, w)) for w in WEIGHT_FILES):
+        return os.path.join(name, "model.onnx")
+    return None
+
+
+def read_metadata(path: str) -> dict:
+    """The `fer_hf` metadata of an exported model: labels, image_size, mean, std, calibration_temperature."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)  # the header only; weights are not needed here
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        raise ValueError(f"{path} has no '{METADATA_KEY}' metadata: export it with scripts/export_onnx.py")
+    return json.loads(props[METADATA_KEY])
+
+
+class OnnxClassifier:
+    """pixel_values (N x 3 x H x W float) -> logits, through one onnxruntime session."""
+
+    def __init__(self, path: str, threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # One intra-op thread by default: a server runs one request per thread, and on small machines
+        # more threads per request fight each other and the detector for the same cores.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.meta = read_metadata(path)
+
+    def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = np.ascontiguousarray(pixel_values.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
+
+
+class OnnxEmotionRecognizer(EmotionRecognizer):
+    """`EmotionRecognizer` whose network is an ONNX session; everything else is inherited unchanged."""
+
+    def __init__(self, classifier: OnnxClassifier, detector=None, tta: str | None = None,
+                 margin: float = 0.2, align: bool = False, temperature: float | None = None, device: str = "cpu"):
+        if tta not in (None, "flip"):
+            raise ValueError(f"tta={tta!r}; expected None or 'flip'")
+        if device != "cpu":
+            raise ValueError(f"device={device!r}: the ONNX backend runs on the CPU only")
+        meta = classifier.meta
+        self.model, self.classifier = None, classifier
+        self.detector, self.tta, self.device, self.margin, self.align = detector, tta, device, margin, align
+        self.transform = FerTransform(meta["image_size"], train=False)  # the evaluation path, as in the parent
+        self.collator = FerCollator(meta["mean"], meta["std"], meta["image_size"])
+        self.labels = list(meta["labels"])
+        temperature = meta.get("calibration_temperature") if temperature is None else temperature
+        if temperature is not None and temperature <= 0:
+            raise ValueError(f"temperature={temperature!r}; expected a positive number (or None)")
+        self.temperature = temperature
+
+    @classmethod
+    def from_onnx(cls, model_id_or_dir, detector=None, threads: int = 1, **kwargs) -> OnnxEmotionRecognizer:
+        kwargs = {k: v for k, v in kwargs.items() if not (k == "temperature" and v is None)}
+        return cls(OnnxClassifier(onnx_file(model_id_or_dir), threads), detector, **kwargs)
+
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.classifier(pixel_values).float()

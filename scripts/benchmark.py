@@ -1,0 +1,429 @@
+"""Side-by-side speed and memory figures for training and inference, with each target beside its ratio.
+
+    python scripts/benchmark.py --output bench.json            # ~5-10 minutes on 2 CPU cores
+    python scripts/benchmark.py --quick --output bench.json    # tiny model, 32 px, < 60 s (used by a test)
+
+Everything is measured in ONE process, one after the other, so the ratios compare like with like even
+on a shared, noisy machine (absolute img/s and ms are not portable; the ratios mostly are):
+
+- training: the full FerTrainer path (dataset, lazy decode + augmentation, class-balanced sampler,
+  CutMix, logging, grad clipping, scheduler) vs a bare step (same model, batch, size and precision on
+  random tensors, AdamW, the same soft-target loss). Target: full >= 0.90 x bare.
+- the seed's recipe (per-sample PIL transforms at 224 px, a plain loop, fp32) vs our default CPU
+  recipe (FerTrainer at 112 px). Target: >= 2x. Also the per-image preprocessing alone.
+- inference: EmotionRecognizer on a 640x480 JPEG with one face and with eight, split into decode,
+  detection, crop and model (p50/p95). Targets: one face <= 30 ms p50; eight faces <= 3x one face.
+- peak RSS of this (training) process and of a Space process (space/app.py imported, one call).
+bf16 is measured only where the CPU has native bf16; elsewhere it is ~20x slower and reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone without install
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import TrainerCallback
+
+from fer_hf.data import DataArguments, build_datasets
+from fer_hf.modeling import ModelArguments, build_model, preprocessing_config
+from fer_hf.trainer import FerTrainer, FerTrainingArguments, cpu_has_native_bf16, soft_cross_entropy
+from fer_hf.transforms import FerCollator, FerTransform
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+FER2013 = os.path.join(ROOT, "..", "shared", "data", "fer2013")
+TARGETS = {"full_vs_bare": 0.90, "recipe_vs_seed": 2.0, "one_face_p50_ms": 30.0, "eight_vs_one": 3.0}
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--output", default="bench.json")
+    p.add_argument("--quick", action="store_true", help="Tiny model, 32 px, few steps: a smoke run (< 60 s).")
+    p.add_argument("--sizes", type=int, nargs="+", default=[112, 224])
+    p.add_argument("--steps", type=int, default=6, help="Measured training steps (after warm-up).")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--recipe_size", type=int, default=112, help="Image size of our default CPU recipe.")
+    p.add_argument("--calls", type=int, default=50, help="Inference calls per measurement (p50/p95).")
+    p.add_argument("--data", default=FER2013 if os.path.isdir(FER2013) else "synthetic")
+    p.add_argument("--model", default=None, help="A model folder for inference (default: ViT-Tiny, random init).")
+    p.add_argument("--compile", action="store_true", help="Also time torch.compile for the inference model.")
+    p.add_argument("--skip_space", action="store_true", help="Do not measure the Space process's RSS.")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.steps, args.warmup, args.batch_size = [32], 3, 1, 8
+        args.recipe_size, args.calls, args.data = 32, 5, "synthetic"
+        args.skip_space = True  # a second Python process importing gradio costs more than the rest of --quick
+    return args
+
+
+def model_args(size: int, quick: bool) -> ModelArguments:
+    if quick:  # the tests' tiny ViT: ViT-Tiny's width, one block, patch 8
+        return ModelArguments(init_from="none", image_size=size, patch_size=8, model_args='{"depth": 1}')
+    return ModelArguments(init_from="none", image_size=size)  # same compute as the pretrained init
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of each optimiser step: begin->end (compute) and end->end (with data loading)."""
+
+    def __init__(self):
+        self.begin, self.ends, self.compute = 0.0, [], []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.begin = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(time.perf_counter())
+        self.compute.append(self.ends[-1] - self.begin)
+
+
+def full_path(train, size: int, precision: str, args) -> dict:
+    """img/s of FerTrainer.train over the steps after warm-up (the recipe of the training configs)."""
+    model = build_model(model_args(size, args.quick))
+    pre = preprocessing_config(model.config)
+    train.set_transform(FerTransform(size, train=True))
+    timer = StepTimer()
+    targs = FerTrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="fer_bench_"), max_steps=args.warmup + args.steps,
+        per_device_train_batch_size=args.batch_size, learning_rate=3e-4, weight_decay=0.05,
+        lr_scheduler_type="cosine", max_grad_norm=1.0, label_smoothing_factor=0.1, cutmix_prob=0.5,
+        class_balanced_sampling=True, logging_steps=2, report_to="none", save_strategy="no",
+        eval_strategy="no", dataloader_num_workers=0, bf16=precision == "bf16", use_cpu=True,
+        disable_tqdm=True, seed=42)
+    trainer = FerTrainer(model=model, args=targs, train_dataset=train,
+                         data_collator=FerCollator(pre["mean"], pre["std"], size), callbacks=[timer])
+    trainer.train()
+    measured = np.diff(timer.ends[args.warmup - 1:]) if args.warmup else np.diff(timer.ends)
+    compute = np.asarray(timer.compute[args.warmup:])
+    return {"img_s": args.batch_size / float(np.mean(measured)),
+            "compute_img_s": args.batch_size / float(np.mean(compute)),
+            "data_share": float(1 - compute[-len(measured):].sum() / measured.sum())}
+
+
+def timed_steps(step, n_warmup: int, n: int) -> float:
+    """Mean seconds per call of `step()` after `n_warmup` unmeasured calls."""
+    for _ in range(n_warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n
+
+
+def bare_step(size: int, precision: str, args) -> dict:
+    """The same model, batch and precision on random tensors: the ceiling for the full path."""
+    model = build_model(model_args(size, args.quick)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch_size, 3, size, size, generator=g)
+    targets = F.one_hot(torch.randint(0, 7, (args.batch_size,), generator=g), 7).float() * 0.9 + 0.1 / 7
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(pixel_values=x).logits
+        soft_cross_entropy(logits, targets).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return {"img_s": args.batch_size / timed_steps(step, args.warmup, args.steps)}
+
+
+def seed_transform(size: int = 224):
+    """The seed project's per-sample PIL pipeline (torchvision v1 on PIL images)."""
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize((size, size)), T.RandomHorizontalFlip(), T.RandomRotation(10),
+                      T.ColorJitter(0.2, 0.2, 0.2), T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
+
+
+def decode(value):
+    from fer_hf.transforms import open_image
+
+    return open_image(value)
+
+
+def seed_baseline(train, args, size: int = 224) -> dict:
+    """The seed's loop: PIL decode + per-sample transforms, DataLoader, ViT at 224 px, fp32, AdamW."""
+    images = train.with_format(None).select_columns(["image", "label"])
+    transform = seed_transform(size)
+    loader = torch.utils.data.DataLoader(
+        [i for i in range(len(images))], batch_size=args.batch_size, shuffle=True, num_workers=0,
+        collate_fn=lambda idx: (torch.stack([transform(decode(images[i]["image"])) for i in idx]),
+                                torch.tensor([images[i]["label"] for i in idx])))
+    model = build_model(model_args(size, args.quick)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
+    batches = iter(loader)
+
+    def step():
+        x, y = next(batches)
+        F.cross_entropy(model(pixel_values=x).logits, y, label_smoothing=0.1).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return {"img_s": args.batch_size / timed_steps(step, args.warmup, args.steps), "image_size": size}
+
+
+def preprocessing(train, args, n: int) -> dict:
+    """Images/s of preprocessing alone (decode, resize, augment, normalise; no model), one thread."""
+    values = train.with_format(None).select(range(min(n, len(train))))["image"]
+    seed = seed_transform(224)
+    out = {"seed_pil_224": len(values) / timed_steps(lambda: [seed(decode(v)) for v in values], 0, 1)}
+    for size in sorted({224, args.recipe_size}):
+        ours, collate = FerTransform(size, train=True), FerCollator([0.5] * 3, [0.5] * 3, size)
+        run = lambda: [collate([{"pixel_values": ours.one(v), "labels": 0} for v in values[i:i + 32]])  # noqa: E731
+                       for i in range(0, len(values), 32)]
+        out[f"ours_batched_{size}"] = len(values) / timed_steps(run, 0, 1)
+    return out
+
+
+def training(args) -> dict:
+    data = build_datasets(DataArguments(datasets=[args.data], synthetic_per_class=4 if args.quick else 50,
+                                        max_eval_samples=10), seed=42)
+    train = data["train"]
+    native = cpu_has_native_bf16()
+    precisions = ["fp32"] + (["bf16"] if native else [])
+    out = {"data": args.data, "train_images": len(train), "batch_size": args.batch_size, "steps": args.steps,
+           "bf16": "native, measured" if native else "emulated (no AVX512-BF16/AMX), skipped", "runs": {}}
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    for size in args.sizes:
+        for precision in precisions:
+            full, bare = full_path(train, size, precision, args), bare_step(size, precision, args)
+            out["runs"][f"{size}px_{precision}"] = {"full": full, "bare": bare, "full_vs_bare": full["img_s"] / bare["img_s"]}
+    recipe = f"{args.recipe_size}px_{'bf16' if native else 'fp32'}"
+    if recipe not in out["runs"]:
+        out["runs"][recipe] = {"full": full_path(train, args.recipe_size, recipe.split("_")[1], args)}
+    base_size = 32 if args.quick else 224
+    out["seed_baseline"] = seed_baseline(train, args, base_size)
+    out["recipe"] = recipe
+    out["recipe_vs_seed"] = out["runs"][recipe]["full"]["img_s"] / out["seed_baseline"]["img_s"]
+    same = f"{base_size}px_fp32"
+    if same in out["runs"]:  # how much of the gain is the pipeline, and how much the smaller image
+        out["same_size_vs_seed"] = out["runs"][same]["full"]["img_s"] / out["seed_baseline"]["img_s"]
+    torch.set_num_threads(1)
+    out["preprocessing_img_s"] = preprocessing(train, args, 16 if args.quick else 256)
+    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def scene(n_faces: int, detector, tries: int = 30) -> tuple[bytes, int]:
+    """A 640x480 JPEG of drawn faces (one large, or eight in a 4x2 grid) that the detector finds all of."""
+    import io
+
+    from PIL import Image
+
+    from fer_hf.labels import CLASSES
+    from fer_hf.synthetic import draw_face
+
+    size, spots = (200, [(220, 140)]) if n_faces == 1 else (140, [(10 + 158 * (i % 4), 60 + 200 * (i // 4)) for i in range(8)])
+    for seed in range(tries):  # detectors miss some drawn faces; take the first scene with all found
+        rng, canvas = np.random.default_rng(seed), Image.new("RGB", (640, 480), (120, 130, 140))
+        for i, at in enumerate(spots):
+            canvas.paste(draw_face(CLASSES[i % 7], rng, size), at)
+        found = len(detector.detect(canvas)) if detector is not None else 0
+        if found == n_faces:
+            break
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=90)
+    return buf.getvalue(), found
+
+
+def split_timings(rec, data: bytes, calls: int) -> dict:
+    """p50/p95 of each stage of one call (decode, detection, crop + preprocess, model) and of whole calls."""
+    from fer_hf.faces import crop_face
+    from fer_hf.inference import load_image
+
+    stages = {k: [] for k in ("decode", "detection", "crop", "model", "total")}
+    for _ in range(calls + 3):  # the first 3 calls warm caches and allocators; dropped below
+        t0 = time.perf_counter()
+        image = load_image(data)
+        t1 = time.perf_counter()
+        dets = rec.detector.detect(image)
+        t2 = time.perf_counter()
+        x = rec.pixel_values([crop_face(image, d, rec.margin, rec.align) for d in dets])
+        t3 = time.perf_counter()
+        rec._logits(x).softmax(-1)
+        t4 = time.perf_counter()
+        for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            stages[k].append(v)
+    for _ in range(calls + 3):
+        start = time.perf_counter()
+        rec.recognize(data)
+        stages["total"].append(time.perf_counter() - start)
+    return {k: percentiles(v[3:]) for k, v in stages.items()}
+
+
+def thread_effect(rec, data: bytes, calls: int) -> dict:
+    """One request alone, and two concurrent clients (a busy server), at 1 and at 2 torch threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        alone = [timed_steps(lambda: rec.recognize(data), 1 if i == 0 else 0, 1) for i in range(calls // 2)]
+        with ThreadPoolExecutor(2) as pool:
+            start = time.perf_counter()
+            list(pool.map(lambda _: rec.recognize(data), range(calls)))
+            rate = calls / (time.perf_counter() - start)
+        out[f"{threads}_threads"] = {"alone_p50_ms": percentiles(alone)["p50_ms"], "two_clients_calls_s": rate}
+    torch.set_num_threads(1)
+    return out
+
+
+def compile_effect(rec, data: bytes, calls: int) -> dict:
+    """Model-stage p50 eager vs torch.compile (after its compile), and what compiling cost."""
+    x = rec.pixel_values([load_crop(data)])
+    eager = [timed_steps(lambda: rec._logits(x), 0, 1) for _ in range(calls)]
+    model, start = rec.model, time.perf_counter()
+    rec.model = torch.compile(model)
+    rec._logits(x)
+    compile_s = time.perf_counter() - start
+    compiled = [timed_steps(lambda: rec._logits(x), 0, 1) for _ in range(calls)]
+    rec.model = model
+    return {"eager_p50_ms": percentiles(eager)["p50_ms"], "compiled_p50_ms": percentiles(compiled)["p50_ms"],
+            "compile_seconds": compile_s}
+
+
+def detector_size_effect(detector, one: bytes, eight: bytes, calls: int) -> dict | str:
+    """Detection p50 when photos are detected at 320 px on the long side instead of 960 (faces.py's default)."""
+    from fer_hf.faces import YuNetDetector
+    from fer_hf.inference import load_image
+
+    if not isinstance(detector, YuNetDetector):
+        return f"not measured ({detector.name} detector)"
+    small = YuNetDetector(detector.path, max_side=320)
+    out = {}
+    for name, data in (("one_face", one), ("eight_faces", eight)):
+        image = load_image(data)
+        out[name] = {"found": len(small.detect(image)),
+                     "p50_ms": percentiles([timed_steps(lambda: small.detect(image), 0, 1) for _ in range(calls)])["p50_ms"]}
+    return out
+
+
+def load_crop(data: bytes):
+    from fer_hf.inference import load_image
+
+    return load_image(data).resize((96, 96))
+
+
+def inference(args) -> dict:
+    from fer_hf.faces import make_detector
+    from fer_hf.inference import EmotionRecognizer, load_model
+
+    yunet = os.path.join(ROOT, "..", "shared", "models", "yunet", "face_detection_yunet_2023mar.onnx")
+    if os.path.isfile(yunet):
+        os.environ.setdefault("FER_YUNET_PATH", yunet)
+    torch.set_num_threads(1)  # the Space's setting: one thread per request
+    model = load_model(args.model) if args.model else build_model(model_args(32 if args.quick else 224, args.quick))
+    rec = EmotionRecognizer(model, make_detector("auto"))
+    args.model_dir = args.model or tempfile.mkdtemp(prefix="fer_bench_model_")
+    if not args.model:
+        model.save_pretrained(args.model_dir)  # for the Space process
+    one, found_one = scene(1, rec.detector)
+    eight, found_eight = scene(8, rec.detector)
+    out = {"detector": rec.detector.name, "model_image_size": rec.transform.image_size, "torch_threads": 1,
+           "faces_found": {"one_face": found_one, "eight_faces": found_eight},
+           "one_face": split_timings(rec, one, args.calls), "eight_faces": split_timings(rec, eight, args.calls)}
+    out["eight_vs_one"] = out["eight_faces"]["total"]["p50_ms"] / out["one_face"]["total"]["p50_ms"]
+    out["threads"] = thread_effect(rec, one, max(4, args.calls // 2))
+    out["detection_max_side_320"] = detector_size_effect(rec.detector, one, eight, args.calls)
+    out["compile"] = compile_effect(rec, one, args.calls) if args.compile else "not measured (pass --compile)"
+    return out
+
+
+SPACE_SNIPPET = """
+import io, os, resource, sys
+sys.path.insert(0, "space")
+import app  # gradio, cv2, torch, fer_hf: everything the Space process imports
+rec = app.EmotionRecognizer.from_pretrained(sys.argv[1], detector="auto")
+data = open(sys.argv[2], "rb").read()
+for _ in range(3):
+    rec.recognize(data)
+app.build_demo(rec, sys.argv[3])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def space_rss(args) -> float | str:
+    """Peak RSS (MiB) of a fresh process that imports space/app.py, loads the model, answers 3 calls."""
+    import subprocess
+
+    image = os.path.join(tempfile.mkdtemp(prefix="fer_bench_space_"), "scene.jpg")
+    from fer_hf.faces import make_detector
+
+    with open(image, "wb") as f:
+        f.write(scene(8, make_detector("auto"))[0])
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.run([sys.executable, "-c", SPACE_SNIPPET, args.model_dir, image, os.path.dirname(image)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        return f"failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+    return float(proc.stdout.strip().splitlines()[-1])
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    started = time.perf_counter()
+    result = {"settings": {k: v for k, v in vars(args).items()}, "torch": torch.__version__,
+              "cpu_count": os.cpu_count(), "targets": TARGETS}
+    seconds = result["section_seconds"] = {}
+    for name, run in (("training", training), ("inference", inference),
+                      ("space_peak_rss_mib", lambda a: "skipped (--skip_space)" if a.skip_space else space_rss(a))):
+        start = time.perf_counter()
+        result[name] = run(args)
+        seconds[name] = time.perf_counter() - start
+    result["checks"] = checks(result)
+    result["seconds"] = time.perf_counter() - started
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=2)
+    print(table(result))
+    return result
+
+
+def checks(r: dict) -> dict:
+    """Each target beside its measured value: {name: (measured, target, met)}."""
+    t, inf = r["training"], r["inference"]
+    out = {f"full_vs_bare_{k}": (v["full_vs_bare"], TARGETS["full_vs_bare"], v["full_vs_bare"] >= TARGETS["full_vs_bare"])
+           for k, v in t["runs"].items() if "full_vs_bare" in v}
+    out["recipe_vs_seed"] = (t["recipe_vs_seed"], TARGETS["recipe_vs_seed"], t["recipe_vs_seed"] >= TARGETS["recipe_vs_seed"])
+    p50 = inf["one_face"]["total"]["p50_ms"]
+    out["one_face_p50_ms"] = (p50, TARGETS["one_face_p50_ms"], p50 <= TARGETS["one_face_p50_ms"])
+    out["eight_vs_one"] = (inf["eight_vs_one"], TARGETS["eight_vs_one"], inf["eight_vs_one"] <= TARGETS["eight_vs_one"])
+    return out
+
+
+def table(r: dict) -> str:
+    t, inf = r["training"], r["inference"]
+    lines = [f"training on {t['data']} ({t['train_images']} images), batch {t['batch_size']}, bf16: {t['bf16']}",
+             f"{'run':<14}{'full img/s':>12}{'bare img/s':>12}{'ratio':>8}{'data %':>8}"]
+    for k, v in t["runs"].items():
+        bare = v.get("bare", {}).get("img_s", float("nan"))
+        lines.append(f"{k:<14}{v['full']['img_s']:>12.1f}{bare:>12.1f}{v.get('full_vs_bare', float('nan')):>8.2f}"
+                     f"{100 * v['full']['data_share']:>8.1f}")
+    lines.append(f"seed baseline {t['seed_baseline']['image_size']} px: {t['seed_baseline']['img_s']:.1f} img/s; "
+                 f"recipe {t['recipe']}: x{t['recipe_vs_seed']:.2f}" +
+                 (f"; same size: x{t['same_size_vs_seed']:.2f}" if "same_size_vs_seed" in t else ""))
+    lines.append("preprocessing img/s: " + ", ".join(f"{k} {v:.0f}" for k, v in t["preprocessing_img_s"].items()))
+    lines.append(f"{'inference ms':<14}" + "".join(f"{s + ' p50/p95':>18}" for s in inf["one_face"]))
+    for case in ("one_face", "eight_faces"):
+        lines.append(f"{case:<14}" + "".join(f"{v['p50_ms']:>10.1f}/{v['p95_ms']:<7.1f}" for v in inf[case].values()))
+    lines.append(f"peak RSS: training {t['peak_rss_mib']:.0f} MiB, Space {r['space_peak_rss_mib']} MiB")
+    lines.append(f"{'check':<24}{'measured':>10}{'target':>8}  met")
+    lines += [f"{k:<24}{m:>10.2f}{tg:>8.2f}  {'yes' if ok else 'NO'}" for k, (m, tg, ok) in r["checks"].items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""scripts/benchmark.py --quick: every figure and ratio is in the JSON (no timing assertions: shared CPUs)."""
+
+import json
+import math
+
+import benchmark  # scripts/ is on sys.path through conftest
+
+
+def finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_quick_benchmark_reports_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+    result = benchmark.main(["--quick", "--output", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+
+    train = result["training"]
+    run = train["runs"]["32px_fp32"]
+    for key in ("img_s", "compute_img_s"):
+        assert finite(run["full"][key]), key
+    assert 0 <= run["full"]["data_share"] <= 1
+    assert finite(run["bare"]["img_s"]) and finite(run["full_vs_bare"])
+    assert run["full_vs_bare"] == run["full"]["img_s"] / run["bare"]["img_s"]
+    assert "bf16" in train["bf16"]  # measured where native, else said to be skipped
+    assert finite(train["seed_baseline"]["img_s"]) and finite(train["recipe_vs_seed"])
+    assert all(finite(v) for v in train["preprocessing_img_s"].values())
+    assert finite(train["peak_rss_mib"])
+
+    inf = result["inference"]
+    for case in ("one_face", "eight_faces"):
+        assert set(inf[case]) == {"decode", "detection", "crop", "model", "total"}
+        assert all(finite(v["p50_ms"]) and v["p95_ms"] >= v["p50_ms"] for v in inf[case].values())
+    assert inf["faces_found"]["one_face"] == 1  # the drawn scenes are ones the detector finds
+    assert finite(inf["eight_vs_one"])
+    assert set(inf["threads"]) == {"1_threads", "2_threads"}
+    assert "skipped" in result["space_peak_rss_mib"]
+
+    assert set(result["checks"]) == {"full_vs_bare_32px_fp32", "recipe_vs_seed", "one_face_p50_ms", "eight_vs_one"}
+    for measured, target, met in result["checks"].values():
+        assert finite(measured) and finite(target) and isinstance(met, bool)

@@ -1,0 +1,89 @@
+"""scripts/export_onnx.py and the ONNX backend of EmotionRecognizer (fer_hf/onnx_backend.py), on a tiny ViT."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+import export_onnx  # noqa: E402  (scripts/ is on sys.path through conftest)
+
+from fer_hf.inference import EmotionRecognizer  # noqa: E402
+from fer_hf.labels import CLASSES  # noqa: E402
+from fer_hf.modeling import ModelArguments, build_model, write_temperature  # noqa: E402
+from fer_hf.onnx_backend import OnnxEmotionRecognizer, onnx_file, read_metadata  # noqa: E402
+from fer_hf.synthetic import draw_face  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(model folder, export results): a tiny random ViT saved, calibrated, and exported fp32 + int8."""
+    root = tmp_path_factory.mktemp("onnx")
+    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
+    model.save_pretrained(root / "model")
+    write_temperature(root / "model", 1.5)
+    result = export_onnx.main(["--model", str(root / "model"), "--output", str(root / "model.onnx"),
+                               "--quantize", "int8", "--num_images", "42"])
+    return root, result
+
+
+def faces(n=6):
+    rng = np.random.default_rng(3)
+    return [draw_face(CLASSES[i % 7], rng, 64) for i in range(n)]
+
+
+def test_export_parity_and_int8(exported):
+    root, result = exported
+    assert result["num_images"] == 42 and result["parity_ok"]
+    assert result["fp32_max_abs_diff"] <= 1e-4 and result["fp32_agreement"] == 1.0
+    assert result["sizes_mb"]["int8"] < result["sizes_mb"]["fp32"]  # the weights really are 8-bit now
+    for key in ("int8_accuracy", "int8_accuracy_change", "int8_agreement", "int8_latency_ms", "int8_speedup"):
+        assert np.isfinite(result[key]), key
+    assert (root / "model.json").is_file()  # the results JSON next to the model
+
+
+def test_metadata_is_enough_for_inference(exported):
+    root, _ = exported
+    for name in ("model.onnx", "model.int8.onnx"):
+        meta = read_metadata(str(root / name))
+        assert meta["labels"] == list(CLASSES)
+        assert meta["image_size"] == 32 and len(meta["mean"]) == len(meta["std"]) == 3
+        assert meta["calibration_temperature"] == 1.5
+
+
+@pytest.mark.parametrize("tta", [None, "flip"])
+def test_recognizer_onnx_matches_torch(exported, tta):
+    root, _ = exported
+    torch_rec = EmotionRecognizer.from_pretrained(root / "model", detector=None, tta=tta)
+    onnx_rec = EmotionRecognizer.from_pretrained(str(root / "model.onnx"), detector=None, tta=tta)
+    assert isinstance(onnx_rec, OnnxEmotionRecognizer) and onnx_rec.temperature == torch_rec.temperature == 1.5
+    a, b = torch_rec.recognize_batch(faces(), detect=False), onnx_rec.recognize_batch(faces(), detect=False)
+    assert [f[0].emotion for f in a] == [f[0].emotion for f in b]
+    for fa, fb in zip(a, b):
+        assert max(abs(fa[0].scores[k] - fb[0].scores[k]) for k in CLASSES) <= 1e-4
+
+
+def test_int8_recognizer_runs(exported):
+    root, result = exported
+    rec = EmotionRecognizer.from_pretrained(str(root / "model.int8.onnx"), detector=None)
+    out = rec.recognize_batch(faces(3), detect=False)
+    assert len(out) == 3 and all(f[0].emotion in CLASSES for f in out)
+    assert abs(sum(out[0][0].scores.values()) - 1) < 1e-5
+
+
+def test_folder_with_model_onnx(exported, tmp_path):
+    root, _ = exported
+    folder = tmp_path / "onnx_only"
+    folder.mkdir()
+    shutil.copy(root / "model.onnx", folder / "model.onnx")
+    shutil.copy(root / "model" / "config.json", folder / "config.json")
+    assert onnx_file(folder) == str(folder / "model.onnx")
+    assert onnx_file(root / "model") is None  # a torch folder stays on the torch path
+    rec = EmotionRecognizer.from_pretrained(folder, detector=None)
+    assert isinstance(rec, OnnxEmotionRecognizer)
+
+
+def test_missing_onnx_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.onnx"):
+        EmotionRecognizer.from_pretrained(str(tmp_path / "nope.onnx"), detector=None)
