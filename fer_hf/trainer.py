@@ -54,6 +54,8 @@ class FerTrainingArguments(TrainingArguments):
                            "than fp32 here; drop --bf16 unless you need it.")
         if self.bf16 and not cuda:
             self.use_cpu = True  # transformers only allows bf16 without a GPU through use_cpu
+        if not cuda:
+            self.dataloader_pin_memory = False  # pinning needs an accelerator; on CPU it only warns
         super().__post_init__()
 
     @property
