@@ -56,12 +56,15 @@ def parse(argv):
     p.add_argument("--calls", type=int, default=50, help="Inference calls per measurement (p50/p95).")
     p.add_argument("--data", default=FER2013 if os.path.isdir(FER2013) else "synthetic")
     p.add_argument("--model", default=None, help="A model folder for inference (default: ViT-Tiny, random init).")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                   help="torch threads for training (use 1 when other processes share the cores).")
     p.add_argument("--compile", action="store_true", help="Also time torch.compile for the inference model.")
     p.add_argument("--skip_space", action="store_true", help="Do not measure the Space process's RSS.")
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.steps, args.warmup, args.batch_size = [32], 3, 1, 8
         args.recipe_size, args.calls, args.data = 32, 5, "synthetic"
+        args.threads = 1  # a smoke run on a shared machine: no OpenMP spin-waiting against other processes
         args.skip_space = True  # a second Python process importing gradio costs more than the rest of --quick
     return args
 
@@ -193,7 +196,7 @@ def training(args) -> dict:
     precisions = ["fp32"] + (["bf16"] if native else [])
     out = {"data": args.data, "train_images": len(train), "batch_size": args.batch_size, "steps": args.steps,
            "bf16": "native, measured" if native else "emulated (no AVX512-BF16/AMX), skipped", "runs": {}}
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     for size in args.sizes:
         for precision in precisions:
             full, bare = full_path(train, size, precision, args), bare_step(size, precision, args)
@@ -345,7 +348,7 @@ def inference(args) -> dict:
 
 
 SPACE_SNIPPET = """
-import io, os, resource, sys
+import sys
 sys.path.insert(0, "space")
 import app  # gradio, cv2, torch, fer_hf: everything the Space process imports
 rec = app.EmotionRecognizer.from_pretrained(sys.argv[1], detector="auto")
@@ -353,7 +356,8 @@ data = open(sys.argv[2], "rb").read()
 for _ in range(3):
     rec.recognize(data)
 app.build_demo(rec, sys.argv[3])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM, not ru_maxrss: Linux carries the parent's peak across fork+exec into the child's ru_maxrss.
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024)
 """
 
 

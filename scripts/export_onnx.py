@@ -44,7 +44,9 @@ class LogitsOnly(torch.nn.Module):
 
 def export(model, path: str, image_size: int, opset: int = 17) -> str:
     """Write `path`; returns which exporter succeeded."""
-    wrapped, x = LogitsOnly(model.eval()), torch.randn(2, 3, image_size, image_size)
+    # eval() on the wrapper too: the exporter restores the wrapper's mode afterwards, recursively, and a
+    # wrapper left in training mode would put BatchNorm/dropout of the network back into training.
+    wrapped, x = LogitsOnly(model).eval(), torch.randn(2, 3, image_size, image_size)
     kwargs = dict(input_names=["pixel_values"], output_names=["logits"], opset_version=opset)
     try:
         import onnxscript  # noqa: F401  the dynamo exporter needs it; without it go straight to TorchScript
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
             "calibration_temperature": read_temperature(args.model), "architecture": model.config.architecture}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     exporter = export(model, args.output, pre["image_size"], args.opset)
+    model.eval()  # the parity check compares inference with inference
     onnx.checker.check_model(args.output, full_check=True)
     write_metadata(args.output, meta)
     paths = {"fp32": args.output}

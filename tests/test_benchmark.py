@@ -22,7 +22,7 @@ def test_quick_benchmark_reports_every_figure(tmp_path):
     assert 0 <= run["full"]["data_share"] <= 1
     assert finite(run["bare"]["img_s"]) and finite(run["full_vs_bare"])
     assert run["full_vs_bare"] == run["full"]["img_s"] / run["bare"]["img_s"]
-    assert "bf16" in train["bf16"]  # measured where native, else said to be skipped
+    assert "measured" in train["bf16"] or "skipped" in train["bf16"]  # measured only where native
     assert finite(train["seed_baseline"]["img_s"]) and finite(train["recipe_vs_seed"])
     assert all(finite(v) for v in train["preprocessing_img_s"].values())
     assert finite(train["peak_rss_mib"])

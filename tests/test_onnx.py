@@ -18,9 +18,10 @@ from fer_hf.synthetic import draw_face  # noqa: E402
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(model folder, export results): a tiny random ViT saved, calibrated, and exported fp32 + int8."""
+    """(model folder, export results): a tiny random ViT saved, calibrated, and exported fp32 + int8.
+    Two blocks, so stochastic depth is non-zero: a network left in training mode would fail parity."""
     root = tmp_path_factory.mktemp("onnx")
-    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
+    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 2}'))
     model.save_pretrained(root / "model")
     write_temperature(root / "model", 1.5)
     result = export_onnx.main(["--model", str(root / "model"), "--output", str(root / "model.onnx"),
