@@ -108,7 +108,6 @@ class FerTrainer(Trainer):
         # Mixup with prob=1 and label_smoothing gives smoothed one-hot targets when a batch is not mixed.
         self.cutmix = Mixup(mixup_alpha=0.0, cutmix_alpha=a.cutmix_alpha, prob=1.0, switch_prob=0.0,
                             label_smoothing=a.label_smoothing_factor, num_classes=len(CLASSES))
-        self.cutmix_rng = np.random.default_rng(a.seed)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -119,7 +118,9 @@ class FerTrainer(Trainer):
 
     def training_targets(self, pixel_values: torch.Tensor, labels: torch.Tensor):
         """(images, soft targets): CutMixed with probability `cutmix_prob`, else smoothed one-hot."""
-        mix = self.args.cutmix_prob > 0 and len(labels) % 2 == 0 and self.cutmix_rng.random() < self.args.cutmix_prob
+        mix = self.args.cutmix_prob > 0 and len(labels) % 2 == 0 and np.random.random() < self.args.cutmix_prob
+        # numpy's global RNG (as timm's Mixup uses for the box): Trainer seeds it and saves it in every
+        # checkpoint, so a resumed run draws the same boxes as an uninterrupted one.
         if mix:  # timm's Mixup mixes each image with its mirror in the batch, so it needs an even batch
             return self.cutmix(pixel_values, labels)
         smooth = self.args.label_smoothing_factor
