@@ -96,7 +96,14 @@ def load_spec(spec: str, synthetic_per_class: int = 200, seed: int = 0) -> dict[
         name = os.path.basename(os.path.normpath(path))
         if os.path.isfile(os.path.join(path, "dataset_dict.json")):
             return {name: load_from_disk(path)}
-        return {name: load_dataset(path)}
+        try:
+            return {name: load_dataset(path)}
+        except ValueError as err:
+            if "corresponds to no data" not in str(err):
+                raise
+            # datasets' own words ('Instruction "validation" corresponds to no data!') name no folder
+            split = str(err).split('"')[1] if '"' in str(err) else "a"
+            raise ValueError(f"dataset {spec!r}: the {split!r} split holds no rows; remove its file or add images.") from err
     if os.path.exists(path):
         raise ValueError(f"dataset {spec!r} is a file; expected a folder (imagefolder, parquet dataset) or a Hub id.")
     if spec.count("/") != 1:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -156,6 +157,11 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
         path = os.path.join(output_dir, name)
         files = set(os.listdir(path))
         if "trainer_state.json" in files and files & {"model.safetensors", "pytorch_model.bin"}:
-            return path
+            try:  # a kill while trainer_state.json was being written leaves it truncated
+                with open(os.path.join(path, "trainer_state.json")) as f:
+                    json.load(f)
+                return path
+            except ValueError:
+                pass
         logger.warning("ignoring incomplete checkpoint %s (killed while saving?)", path)
     return None
