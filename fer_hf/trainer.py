@@ -41,6 +41,12 @@ class FerTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: the lazy transforms read raw columns."})
 
     def __post_init__(self):
+        if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator():
+            # torchrun / `accelerate launch --multi_gpu` on a machine without GPUs: Accelerate joins the processes
+            # (gloo) only with use_cpu; without it each process would train alone, all writing output_dir.
+            if os.environ.get("RANK", "0") == "0":
+                logger.warning("%s processes and no GPU: training on the CPUs with gloo (use_cpu).", os.environ["WORLD_SIZE"])
+            self.use_cpu = True
         cuda = torch.cuda.is_available() and not self.use_cpu
         if self.fp16 and not cuda:
             # On CPU fp16 autocast does nothing: Accelerate would silently train in fp32 and call it fp16.
@@ -79,6 +85,12 @@ class EpochWeightedSampler(WeightedRandomSampler):
     def __iter__(self):
         self.generator.manual_seed(self.seed + 1_000_003 * self.epoch)
         return super().__iter__()
+
+
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU or another accelerator (CUDA, XPU, MPS, ...)."""
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 def cpu_has_native_bf16() -> bool:
@@ -161,7 +173,7 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
                 with open(os.path.join(path, "trainer_state.json")) as f:
                     json.load(f)
                 return path
-            except ValueError:
+            except (OSError, ValueError):
                 pass
         logger.warning("ignoring incomplete checkpoint %s (killed while saving?)", path)
     return None

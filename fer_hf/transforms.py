@@ -5,7 +5,9 @@ honoured and any mode (grayscale, RGBA, CMYK, palette, 16-bit) turned into 8-bit
 cannot be decoded becomes `None` and `FerCollator` drops it from the batch with a counted warning,
 so one bad image never ends a long run. Augmentation is the seed's: resize, horizontal flip,
 rotation +-10 degrees, colour jitter; it runs on small uint8 tensors after the resize, and
-normalisation happens once per batch in the collator.
+normalisation happens once per batch in the collator. Its randomness comes from a seed keyed by the
+batch's images (`batch_seed`), not from the global torch RNG, so a resumed run augments exactly as the
+uninterrupted one did.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+import zlib
 
 import numpy as np
 import torch
@@ -68,11 +71,27 @@ def open_image(source) -> Image.Image:
         raise BadImageError(f"{name + ': ' if name else ''}{type(err).__name__}: {message}") from err
 
 
+def batch_seed(images, seed: int) -> int:
+    """A seed from a batch's images (their bytes, else their paths) and the run's seed.
+
+    Keyed by the whole batch, an image is augmented differently in every batch it lands in; only a batch
+    of exactly the same images in the same order (e.g. batch size 1, the same image) repeats its draws.
+    """
+    key = zlib.crc32(str(seed).encode())
+    for image in images:
+        if isinstance(image, dict):
+            image = image.get("bytes") or image.get("path") or b""
+        if isinstance(image, Image.Image):
+            image = image.tobytes()
+        key = zlib.crc32(image.encode() if isinstance(image, str) else bytes(image or b""), key)
+    return key
+
+
 class FerTransform:
     """Batch transform for `set_transform`: undecoded images -> uint8 CHW tensors (or None if bad)."""
 
-    def __init__(self, image_size: int, train: bool, rotation: float = 10.0, jitter: float = 0.2):
-        self.image_size = image_size
+    def __init__(self, image_size: int, train: bool, rotation: float = 10.0, jitter: float = 0.2, seed: int = 0):
+        self.image_size, self.seed = image_size, seed
         self.augment = v2.Compose([
             v2.RandomHorizontalFlip(),
             v2.RandomRotation(rotation),
@@ -91,7 +110,17 @@ class FerTransform:
         return self.augment(x) if self.augment is not None else x
 
     def __call__(self, batch: dict) -> dict:
-        out = {"pixel_values": [self.one(v) for v in batch["image"]], "labels": batch["label"]}
+        if self.augment is None:
+            pixel_values = [self.one(v) for v in batch["image"]]
+        else:
+            # The DataLoader loads batches ahead of the step that trains on them, and Trainer restores the
+            # global RNG only after the first resumed batch is loaded, so global-RNG augmentation cannot be
+            # replayed after a resume. A CPU generator seeded by the batch itself can (and leaves the global
+            # stream, which dropout and drop-path use, untouched).
+            with torch.random.fork_rng(devices=[]):
+                torch.random.default_generator.manual_seed(batch_seed(batch["image"], self.seed))
+                pixel_values = [self.one(v) for v in batch["image"]]
+        out = {"pixel_values": pixel_values, "labels": batch["label"]}
         if "source" in batch:
             out["source"] = batch["source"]
         return out

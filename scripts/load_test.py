@@ -7,8 +7,9 @@ Without --url it starts `space/app.py` (FER_MODEL=--model, one torch thread) on 
 and stops it at the end. Each of `--clients` threads holds its own `gradio_client.Client` and calls
 the `predict` endpoint with the same photo (a drawn face unless --image) until `--requests` calls have
 been made or `--timeout` seconds have passed; a call still unanswered then counts as an error.
-Prints and returns requests/s, p50/p95/max latency, errors, and the server's resident memory after
-one warm-up call and at the end (the growth should stay near zero: memory is flat under load).
+Prints and returns requests/s, p50/p95/max latency, errors, and the server's resident memory (with
+its children) after one warm-up call, at each quarter of the calls and at the end: a leak keeps growing
+over the second half, while the warm-up of worker threads, malloc arenas and caches levels off.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--startup_timeout", type=float, default=180.0, help="seconds for the server to come up")
     parser.add_argument("--image", default=None, help="photo to send (default: a drawn face)")
     parser.add_argument("--detector", default="auto", choices=["auto", "yunet", "haar"], help="FER_DETECTOR")
+    parser.add_argument("--server_cpus", default=None,
+                        help="pin the started server to these CPUs, e.g. 0,1 (a 2-vCPU Space); Linux only")
     parser.add_argument("--output", default=None, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.clients < 1:
@@ -57,14 +60,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_space(model: str, detector: str, log) -> tuple[subprocess.Popen, str]:
+def cpu_set(text: str) -> set[int]:
+    """'0,1' or '0-3' or '0-1,6' -> a set of CPU numbers."""
+    cpus = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def start_space(model: str, detector: str, log, cpus: set[int] | None = None) -> tuple[subprocess.Popen, str]:
     """`space/app.py` on a free local port, one torch/OpenCV thread, offline; (process, url)."""
     port = free_port()
     env = dict(os.environ, FER_MODEL=str(model), FER_DETECTOR=detector, GRADIO_SERVER_NAME="127.0.0.1",
                GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1")
     env.setdefault("HF_HUB_OFFLINE", "1")
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py")], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=pin)
     return proc, f"http://127.0.0.1:{port}/"
 
 
@@ -177,12 +190,14 @@ def memory_figures(before: float | None, after: float | None, samples: list, don
     """RSS after warm-up, at the end, its growth, its peak, and the growth over the second half of the calls
     (a leak keeps growing there; allocator and cache warm-up do not)."""
     values = [v for _, v in samples if v is not None] + [v for v in (before, after) if v is not None]
-    half = next((v for n, v in samples if v is not None and n >= done / 2), None)
+    at = lambda share: next((v for n, v in samples if v is not None and n >= done * share), None)  # noqa: E731
+    half = at(0.5)
     rounded = lambda v: None if v is None else round(v, 1)  # noqa: E731
     return {"before": rounded(before), "after": rounded(after),
             "growth": rounded(after - before) if before is not None and after is not None else None,
             "growth_second_half": rounded(after - half) if half is not None and after is not None else None,
-            "peak": rounded(max(values)) if values else None}
+            "peak": rounded(max(values)) if values else None,
+            "at_quarters": [rounded(at(q)) for q in (0.25, 0.5, 0.75)] + [rounded(after)]}
 
 
 def report(result: dict) -> str:
@@ -210,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             log_path = os.path.join(workdir, "server.log")
             log = open(log_path, "w")
-            proc, url = start_space(args.model, args.detector, log)
+            proc, url = start_space(args.model, args.detector, log, args.server_cpus and cpu_set(args.server_cpus))
             pid = proc.pid
         wait_until_up(url, proc, args.startup_timeout, log_path)
         image = args.image or default_image(workdir)

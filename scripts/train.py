@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     counts = class_counts(data)
     logger.info("Images per split, source and class:\n%s", format_class_counts(counts))
     pre = preprocessing_config(model.config)
-    data["train"].set_transform(FerTransform(pre["image_size"], train=True))
+    data["train"].set_transform(FerTransform(pre["image_size"], train=True, seed=args.seed))
     data["validation"].set_transform(FerTransform(pre["image_size"], train=False))
 
     callbacks = []
