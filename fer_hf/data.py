@@ -37,6 +37,17 @@ class DataArguments:
     synthetic_per_class: int = field(default=200, metadata={"help": "Training images per class per synthetic source."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (quick runs)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (quick runs)."})
+    # Training augmentation (FerTransform). The defaults are the seed project's; fer2013_cpu.yaml adds
+    # translation/scale and erasing, which from-scratch training on 28k faces needs (README ablation).
+    rotation: float = field(default=10.0, metadata={"help": "Random rotation range, degrees (+-)."})
+    translate: float = field(default=0.0, metadata={"help": "Random shift, as a share of the image side (+-)."})
+    scale_jitter: float = field(default=0.0, metadata={"help": "Random zoom: scale drawn from 1 +- this."})
+    color_jitter: float = field(default=0.2, metadata={"help": "Brightness/contrast/saturation jitter strength."})
+    random_erasing: float = field(default=0.0, metadata={"help": "Probability of erasing a random rectangle."})
+
+    def augmentation(self) -> dict:
+        """The FerTransform keyword arguments of the training split."""
+        return {k: getattr(self, k) for k in ("rotation", "translate", "scale_jitter", "color_jitter", "random_erasing")}
 
 
 def _find_column(ds: Dataset, names: tuple[str, ...], feature_type: type, what: str, source: str) -> str:

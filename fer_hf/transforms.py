@@ -3,9 +3,9 @@
 Images arrive undecoded (`{"bytes", "path"}`); `decode_image` opens them with EXIF orientation
 honoured and any mode (grayscale, RGBA, CMYK, palette, 16-bit) turned into 8-bit RGB. A file that
 cannot be decoded becomes `None` and `FerCollator` drops it from the batch with a counted warning,
-so one bad image never ends a long run. Augmentation is the seed's: resize, horizontal flip,
-rotation +-10 degrees, colour jitter; it runs on small uint8 tensors after the resize, and
-normalisation happens once per batch in the collator. Its randomness comes from a seed keyed by the
+so one bad image never ends a long run. Augmentation defaults to the seed's: resize, horizontal
+flip, rotation +-10 degrees, colour jitter (shift, zoom and erasing are opt-in); it runs on the small
+PIL image after the resize, and normalisation happens once per batch in the collator. Its randomness comes from a seed keyed by the
 batch's images (`batch_seed`), not from the global torch RNG, so a resumed run augments exactly as the
 uninterrupted one did.
 """
@@ -90,13 +90,29 @@ def batch_seed(images, seed: int) -> int:
 class FerTransform:
     """Batch transform for `set_transform`: undecoded images -> uint8 CHW tensors (or None if bad)."""
 
-    def __init__(self, image_size: int, train: bool, rotation: float = 10.0, jitter: float = 0.2, seed: int = 0):
+    def __init__(self, image_size: int, train: bool, rotation: float = 10.0, translate: float = 0.0,
+                 scale_jitter: float = 0.0, color_jitter: float = 0.2, random_erasing: float = 0.0, seed: int = 0):
         self.image_size, self.seed = image_size, seed
-        self.augment = v2.Compose([
-            v2.RandomHorizontalFlip(),
-            v2.RandomRotation(rotation),
-            v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),
-        ]) if train else None
+        for name, value, top in (("rotation", rotation, 180), ("translate", translate, 0.5),
+                                 ("scale_jitter", scale_jitter, 0.9), ("color_jitter", color_jitter, 1),
+                                 ("random_erasing", random_erasing, 1)):
+            if not 0 <= value <= top:
+                raise ValueError(f"{name}={value}: expected a value in [0, {top}].")
+        # Geometry and colour run on the small PIL image (PIL kernels: ~0.1 ms an image at 48 px, ten times
+        # faster than the same v2 ops on a uint8 tensor); erasing needs the tensor.
+        steps = [v2.RandomHorizontalFlip()]
+        bilinear = v2.InterpolationMode.BILINEAR
+        if translate or scale_jitter:  # one affine warp for rotation, shift and zoom: one resampling
+            steps.append(v2.RandomAffine(rotation, translate=(translate, translate) if translate else None,
+                                         scale=(1 - scale_jitter, 1 + scale_jitter) if scale_jitter else None,
+                                         interpolation=bilinear))
+        elif rotation:
+            steps.append(v2.RandomRotation(rotation, interpolation=bilinear))
+        if color_jitter:
+            steps.append(v2.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter))
+        self.augment = v2.Compose(steps) if train else None
+        # occlusion (hands, glasses, hair) as in many FER recipes; fills with zeros
+        self.erase = v2.RandomErasing(random_erasing, scale=(0.02, 0.2)) if train and random_erasing else None
 
     def one(self, value) -> torch.Tensor | None:
         try:
@@ -106,8 +122,10 @@ class FerTransform:
             logger.warning("skipping unreadable image %s: %s", path or "<bytes>", err)
             return None
         img = img.resize((self.image_size, self.image_size), Image.BICUBIC)
+        if self.augment is not None:
+            img = self.augment(img)
         x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
-        return self.augment(x) if self.augment is not None else x
+        return self.erase(x) if self.erase is not None else x
 
     def __call__(self, batch: dict) -> dict:
         if self.augment is None:

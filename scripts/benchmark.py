@@ -75,6 +75,11 @@ def model_args(size: int, quick: bool) -> ModelArguments:
     return ModelArguments(init_from="none", image_size=size)  # same compute as the pretrained init
 
 
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 class StepTimer(TrainerCallback):
     """Wall time of each optimiser step: begin->end (compute) and end->end (with data loading)."""
 
@@ -82,14 +87,16 @@ class StepTimer(TrainerCallback):
         self.begin, self.ends, self.compute = 0.0, [], []
 
     def on_step_begin(self, args, state, control, **kwargs):
+        sync(args.device)
         self.begin = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
+        sync(args.device)  # GPU work is asynchronous: wait for it, or the step looks free
         self.ends.append(time.perf_counter())
         self.compute.append(self.ends[-1] - self.begin)
 
 
-def full_path(train, size: int, precision: str, args) -> dict:
+def full_path(train, size: int, precision: str, args, device: str = "cpu", workers: int = 0) -> dict:
     """img/s of FerTrainer.train over the steps after warm-up (the recipe of the training configs)."""
     model = build_model(model_args(size, args.quick))
     pre = preprocessing_config(model.config)
@@ -100,7 +107,8 @@ def full_path(train, size: int, precision: str, args) -> dict:
         per_device_train_batch_size=args.batch_size, learning_rate=3e-4, weight_decay=0.05,
         lr_scheduler_type="cosine", max_grad_norm=1.0, label_smoothing_factor=0.1, cutmix_prob=0.5,
         class_balanced_sampling=True, logging_steps=2, report_to="none", save_strategy="no",
-        eval_strategy="no", dataloader_num_workers=0, bf16=precision == "bf16", use_cpu=True,
+        eval_strategy="no", dataloader_num_workers=workers, bf16=precision == "bf16", fp16=precision == "fp16",
+        use_cpu=device == "cpu",
         disable_tqdm=True, seed=42)
     trainer = FerTrainer(model=model, args=targs, train_dataset=train,
                          data_collator=FerCollator(pre["mean"], pre["std"], size), callbacks=[timer])
@@ -112,32 +120,39 @@ def full_path(train, size: int, precision: str, args) -> dict:
             "data_share": float(1 - compute[-len(measured):].sum() / measured.sum())}
 
 
-def timed_steps(step, n_warmup: int, n: int) -> float:
+def timed_steps(step, n_warmup: int, n: int, device: str = "cpu") -> float:
     """Mean seconds per call of `step()` after `n_warmup` unmeasured calls."""
     for _ in range(n_warmup):
         step()
+    sync(device)
     start = time.perf_counter()
     for _ in range(n):
         step()
+    sync(device)
     return (time.perf_counter() - start) / n
 
 
-def bare_step(size: int, precision: str, args) -> dict:
+def bare_step(size: int, precision: str, args, device: str = "cpu") -> dict:
     """The same model, batch and precision on random tensors: the ceiling for the full path."""
-    model = build_model(model_args(size, args.quick)).train()
+    model = build_model(model_args(size, args.quick)).train().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch_size, 3, size, size, generator=g)
-    targets = F.one_hot(torch.randint(0, 7, (args.batch_size,), generator=g), 7).float() * 0.9 + 0.1 / 7
+    x = torch.randn(args.batch_size, 3, size, size, generator=g).to(device)
+    targets = F.one_hot(torch.randint(0, 7, (args.batch_size,), generator=g), 7).float().to(device) * 0.9 + 0.1 / 7
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(enabled=precision == "fp16")  # as Trainer/Accelerate do for fp16
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
             logits = model(pixel_values=x).logits
-        soft_cross_entropy(logits, targets).backward()
-        opt.step()
+        scaler.scale(soft_cross_entropy(logits, targets)).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # Trainer clips too (max_grad_norm)
+        scaler.step(opt)
+        scaler.update()
         opt.zero_grad(set_to_none=True)
 
-    return {"img_s": args.batch_size / timed_steps(step, args.warmup, args.steps)}
+    return {"img_s": args.batch_size / timed_steps(step, args.warmup, args.steps, device)}
 
 
 def seed_transform(size: int = 224):

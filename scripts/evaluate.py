@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.bf16 and not cpu_has_native_bf16() and not torch.cuda.is_available():
         logger.warning("--bf16 on a CPU without native bf16 is emulated and ~20x slower than fp32 here.")
     model = load_model(args.model)  # first: a bad --model fails in seconds, before data loading
+    if torch.cuda.is_available():
+        model = model.cuda()
     data = select_split(args)
     raw = data.with_format(None)
     all_labels, all_sources = np.asarray(raw["label"]), np.asarray(raw["source"])

@@ -18,6 +18,7 @@ from dataclasses import asdict, replace
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone without install
 
+import torch
 import transformers
 from transformers import EarlyStoppingCallback, set_seed
 
@@ -25,6 +26,7 @@ from fer_hf.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
 from fer_hf.config import parse_args
 from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts
 from fer_hf.hub import require_hub
+from fer_hf.launch import fix_cpu_launch
 from fer_hf.metrics import compute_metrics, format_report
 from fer_hf.modeling import ModelArguments, build_model, preprocessing_config
 from fer_hf.trainer import FerTrainer, FerTrainingArguments, last_complete_checkpoint
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging(args)
     check_hub_first(args)
     set_seed(args.seed)
-    logger.info("Precision: %s", args.precision)
+    logger.info("Precision: %s, %d CPU threads", args.precision, torch.get_num_threads())
 
     resume = resume_point(args)
     # first: a bad init_from fails in seconds, before data loading. When resuming, the checkpoint brings
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     counts = class_counts(data)
     logger.info("Images per split, source and class:\n%s", format_class_counts(counts))
     pre = preprocessing_config(model.config)
-    data["train"].set_transform(FerTransform(pre["image_size"], train=True, seed=args.seed))
+    data["train"].set_transform(FerTransform(pre["image_size"], train=True, seed=args.seed, **data_args.augmentation()))
     data["validation"].set_transform(FerTransform(pre["image_size"], train=False))
 
     callbacks = []
@@ -132,4 +134,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    fix_cpu_launch(os.path.abspath(__file__), sys.argv[1:])  # `accelerate launch` on a machine without a GPU
     main()

@@ -216,12 +216,12 @@ def test_weighted_sampler_shards_pad_an_uneven_last_batch_from_the_start():
 
 def test_slow_ddp_two_cpu_processes(tmp_path, parquet_folder):
     out = tmp_path / "ddp"
-    # `accelerate launch --cpu --num_processes 2` starts ONE process (its simple launcher); torch.distributed's
-    # launcher is `--multi_gpu`, and `--use_cpu` makes Accelerate pick gloo on CPU.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+    # The command: `accelerate launch --cpu --num_processes 2` alone starts ONE process (Accelerate wants
+    # MPI for that); scripts/train.py (fer_hf/launch.py) sees it and starts the two with torch's launcher.
+    command = [shutil.which("accelerate") or "accelerate", "launch", "--cpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", str(free_port()), str(ROOT / "scripts" / "train.py"), QUICKSTART,
-               "--datasets", str(parquet_folder), "--output_dir", str(out), *TINY_MODEL, "--use_cpu",
+               "--datasets", str(parquet_folder), "--output_dir", str(out), *TINY_MODEL,
                "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--max_steps", "4",
                "--eval_strategy", "no", "--logging_steps", "1", "--ddp_find_unused_parameters", "false"]
     run = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=400)
