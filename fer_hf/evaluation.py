@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from .labels import CLASSES
 from .metrics import classification_metrics
 from .modeling import TEMPERATURE_KEY, preprocessing_config, read_temperature, write_temperature  # noqa: F401
-from .transforms import FerCollator, FerTransform
+from .transforms import BadImageError, FerCollator, FerTransform, open_image
 
 ECE_BINS = 15
 T_BOUNDS = (0.05, 20.0)  # a wider fit only happens on degenerate data (all right or all wrong)
@@ -197,3 +198,24 @@ def plot_reliability(probs: np.ndarray, labels: np.ndarray, path: str | None = N
     if path:
         fig.savefig(path)
     return fig
+
+
+def pixel_hashes(dataset, desc: str = "hashing pixels") -> list[bytes | None]:
+    """A digest of each image's decoded pixels (None if unreadable): equal digests = pixel-identical images,
+    whatever the file format or encoder (FER2013's PublicTest repeats ~280 Training faces this way)."""
+    out = []
+    for value in tqdm(dataset.with_format(None)["image"], desc=desc, unit="img"):
+        try:
+            img = open_image(value)
+        except BadImageError:
+            out.append(None)
+            continue
+        out.append(hashlib.blake2b(img.tobytes() + str(img.size).encode(), digest_size=16).digest())
+    return out
+
+
+def drop_duplicates_of(dataset, reference) -> tuple:
+    """(rows of `dataset` whose pixels appear nowhere in `reference`, how many were dropped)."""
+    seen = set(pixel_hashes(reference, "hashing reference")) - {None}
+    keep = [i for i, h in enumerate(pixel_hashes(dataset)) if h is None or h not in seen]
+    return dataset.select(keep), len(dataset) - len(keep)

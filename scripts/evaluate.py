@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (slow on CPUs without native bf16).")
     p.add_argument("--synthetic_per_class", type=int, default=200, help="As for train.py (synthetic sources).")
     p.add_argument("--seed", type=int, default=42, help="The training seed: draws synthetic data and held-out splits.")
+    p.add_argument("--exclude_duplicates_of", default=None, metavar="SPLIT",
+                   help="Leave out images pixel-identical to an image of this split of the same source (e.g. "
+                        "train: FER2013's PublicTest repeats ~280 Training faces).")
     p.add_argument("--validation_split", type=float, default=None,
                    help="For sources without a validation split: evaluate the share of train that train.py "
                         "held out with --seed (e.g. 0.1). Default: such a source is an error.")
@@ -84,7 +87,16 @@ def select_split(args):
     """The chosen split of every source, concatenated (columns image, label, source)."""
     parts = []
     for name, dd in load_sources(args.datasets, args.synthetic_per_class, args.seed).items():
-        if args.split in dd:
+        if args.split in dd and args.exclude_duplicates_of:
+            if args.exclude_duplicates_of not in dd:
+                raise ValueError(f"--exclude_duplicates_of {args.exclude_duplicates_of}: source {name!r} has "
+                                 f"no such split (splits: {list(dd)}).")
+            kept, dropped = ev.drop_duplicates_of(dd[args.split], dd[args.exclude_duplicates_of])
+            logger.info("%s: left out %d of %d %s images that are pixel-identical to %s images.", name,
+                        dropped, len(dd[args.split]), args.split, args.exclude_duplicates_of)
+            args.duplicates_left_out = getattr(args, "duplicates_left_out", 0) + dropped
+            parts.append(kept)
+        elif args.split in dd:
             parts.append(dd[args.split])
         elif args.split == "validation" and args.validation_split and "train" in dd:
             parts.append(validation_of(dd, args.validation_split, args.seed, name)[1])
@@ -195,6 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     skipped_rows = np.setdiff1d(np.arange(len(raw)), pred.kept)
     metrics = {"model": args.model, "datasets": args.datasets, "split": args.split,
                "temperature": temperature, "temperature_from": how, "tta": args.tta,
+               "duplicates_left_out": getattr(args, "duplicates_left_out", None),
                "n_skipped": int(pred.n_skipped), **block(labels, probs, sources, all_sources[skipped_rows])}
     final = probs
     if pred.flip_logits is not None:

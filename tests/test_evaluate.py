@@ -1,6 +1,7 @@
 """scripts/evaluate.py and fer_hf.evaluation/callbacks: outputs, consistency, TTA, temperature, bad input."""
 
 import csv
+import io
 import hashlib
 import json
 import shutil
@@ -218,3 +219,24 @@ def test_trainer_logs_confusion_matrix_and_per_source_metrics(parquet_folder, tm
     per_source = per_source_eval_metrics(trainer)
     assert per_source["eval_ferlike_accuracy"] == pytest.approx(metrics["eval_accuracy"])
     assert per_source["eval_ferlike_n_images"] == 14 and "eval_ferlike_ece" in per_source
+
+
+def test_pixel_identical_images_are_found_whatever_the_encoding():
+    from datasets import Dataset, Image
+
+    rng = np.random.default_rng(5)
+    faces = [random_image(rng, 24) for _ in range(4)]
+
+    def encoded(img, fmt):
+        buf = io.BytesIO()
+        img.save(buf, fmt)
+        return {"bytes": buf.getvalue(), "path": None}
+
+    train = Dataset.from_dict({"image": [encoded(f, "PNG") for f in faces[:3]]}).cast_column("image", Image(decode=False))
+    # a BMP of train's first face (same pixels, other bytes), a new face, and an unreadable row
+    test = Dataset.from_dict({"image": [encoded(faces[0], "BMP"), encoded(faces[3], "PNG"),
+                                        {"bytes": b"not an image", "path": None}]}).cast_column("image", Image(decode=False))
+    kept, dropped = ev.drop_duplicates_of(test, train)
+    assert dropped == 1 and len(kept) == 2
+    hashes = ev.pixel_hashes(kept)
+    assert hashes[0] == ev.pixel_hashes(test)[1] and hashes[1] is None
