@@ -8,11 +8,13 @@ on a shared, noisy machine (absolute img/s and ms are not portable; the ratios m
 
 - training: the full FerTrainer path (dataset, lazy decode + augmentation, class-balanced sampler,
   CutMix, logging, grad clipping, scheduler) vs a bare step (same model, batch, size and precision on
-  random tensors, AdamW, the same soft-target loss). Target: full >= 0.90 x bare.
+  random tensors, AdamW, the same soft-target loss, clipping). ViT-Tiny at 112 and 224 px, and our CPU
+  recipe (scripts/configs/fer2013_cpu.yaml: 48 px, patch 8, its augmentation). Target: full >= 0.90 x bare.
 - the seed's recipe (per-sample PIL transforms at 224 px, a plain loop, fp32) vs our default CPU
-  recipe (FerTrainer at 112 px). Target: >= 2x. Also the per-image preprocessing alone.
+  recipe. Target: >= 2x. Also the per-image preprocessing alone.
 - inference: EmotionRecognizer on a 640x480 JPEG with one face and with eight, split into decode,
-  detection, crop and model (p50/p95). Targets: one face <= 30 ms p50; eight faces <= 3x one face.
+  detection, crop and model (p50/p95), with the recipe's network (or --model). Targets: one face
+  <= 30 ms p50; eight faces <= 3x one face. ViT-Tiny at 224 px beside it, for comparison.
 - peak RSS of this (training) process and of a Space process (space/app.py imported, one call).
 bf16 is measured only where the CPU has native bf16; elsewhere it is ~20x slower and reported as skipped.
 """
@@ -41,6 +43,7 @@ from fer_hf.transforms import FerCollator, FerTransform
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 FER2013 = os.path.join(ROOT, "..", "shared", "data", "fer2013")
+RECIPE = os.path.join(ROOT, "scripts", "configs", "fer2013_cpu.yaml")
 TARGETS = {"full_vs_bare": 0.90, "recipe_vs_seed": 2.0, "one_face_p50_ms": 30.0, "eight_vs_one": 3.0}
 
 
@@ -52,7 +55,7 @@ def parse(argv):
     p.add_argument("--steps", type=int, default=6, help="Measured training steps (after warm-up).")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--recipe_size", type=int, default=112, help="Image size of our default CPU recipe.")
+    p.add_argument("--recipe", default=RECIPE, help="Our default CPU recipe (image/patch size, augmentation).")
     p.add_argument("--calls", type=int, default=50, help="Inference calls per measurement (p50/p95).")
     p.add_argument("--data", default=FER2013 if os.path.isdir(FER2013) else "synthetic")
     p.add_argument("--model", default=None, help="A model folder for inference (default: ViT-Tiny, random init).")
@@ -61,18 +64,31 @@ def parse(argv):
     p.add_argument("--compile", action="store_true", help="Also time torch.compile for the inference model.")
     p.add_argument("--skip_space", action="store_true", help="Do not measure the Space process's RSS.")
     args = p.parse_args(argv)
+    args.recipe_cfg = recipe_settings(args.recipe, args.quick)
     if args.quick:
         args.sizes, args.steps, args.warmup, args.batch_size = [32], 3, 1, 8
-        args.recipe_size, args.calls, args.data = 32, 5, "synthetic"
+        args.calls, args.data = 5, "synthetic"
         args.threads = 1  # a smoke run on a shared machine: no OpenMP spin-waiting against other processes
         args.skip_space = True  # a second Python process importing gradio costs more than the rest of --quick
     return args
 
 
-def model_args(size: int, quick: bool) -> ModelArguments:
+def model_args(size: int, quick: bool, patch: int | None = None) -> ModelArguments:
     if quick:  # the tests' tiny ViT: ViT-Tiny's width, one block, patch 8
         return ModelArguments(init_from="none", image_size=size, patch_size=8, model_args='{"depth": 1}')
-    return ModelArguments(init_from="none", image_size=size)  # same compute as the pretrained init
+    return ModelArguments(init_from="none", image_size=size, patch_size=patch)  # the compute of a trained one
+
+
+def recipe_settings(path: str, quick: bool) -> dict:
+    """Image size, patch size, augmentation and sampling of a training YAML (fer2013_cpu.yaml by default)."""
+    import yaml
+
+    with open(path) as f:
+        cfg = yaml.safe_load(f)
+    defaults = DataArguments()
+    return {"name": os.path.basename(path), "size": 32 if quick else cfg["image_size"], "patch": cfg.get("patch_size"),
+            "augment": {k: cfg.get(k, v) for k, v in defaults.augmentation().items()},
+            "cutmix_prob": cfg.get("cutmix_prob", 0.0), "balanced": cfg.get("class_balanced_sampling", False)}
 
 
 def sync(device) -> None:
@@ -96,17 +112,19 @@ class StepTimer(TrainerCallback):
         self.compute.append(self.ends[-1] - self.begin)
 
 
-def full_path(train, size: int, precision: str, args, device: str = "cpu", workers: int = 0) -> dict:
-    """img/s of FerTrainer.train over the steps after warm-up (the recipe of the training configs)."""
-    model = build_model(model_args(size, args.quick))
+def full_path(train, size: int, precision: str, args, device: str = "cpu", workers: int = 0, recipe: dict | None = None) -> dict:
+    """img/s of FerTrainer.train over the steps after warm-up: the seed's recipe (default augmentation, CutMix,
+    class-balanced sampling) or, given `recipe` (recipe_settings), that one's patch size and augmentation."""
+    recipe = recipe or {"patch": None, "augment": {}, "cutmix_prob": 0.5, "balanced": True}
+    model = build_model(model_args(size, args.quick, recipe["patch"]))
     pre = preprocessing_config(model.config)
-    train.set_transform(FerTransform(size, train=True))
+    train.set_transform(FerTransform(size, train=True, **recipe["augment"]))
     timer = StepTimer()
     targs = FerTrainingArguments(
         output_dir=tempfile.mkdtemp(prefix="fer_bench_"), max_steps=args.warmup + args.steps,
         per_device_train_batch_size=args.batch_size, learning_rate=3e-4, weight_decay=0.05,
-        lr_scheduler_type="cosine", max_grad_norm=1.0, label_smoothing_factor=0.1, cutmix_prob=0.5,
-        class_balanced_sampling=True, logging_steps=2, report_to="none", save_strategy="no",
+        lr_scheduler_type="cosine", max_grad_norm=1.0, label_smoothing_factor=0.1, cutmix_prob=recipe["cutmix_prob"],
+        class_balanced_sampling=recipe["balanced"], logging_steps=2, report_to="none", save_strategy="no",
         eval_strategy="no", dataloader_num_workers=workers, bf16=precision == "bf16", fp16=precision == "fp16",
         use_cpu=device == "cpu",
         disable_tqdm=True, seed=42)
@@ -132,9 +150,9 @@ def timed_steps(step, n_warmup: int, n: int, device: str = "cpu") -> float:
     return (time.perf_counter() - start) / n
 
 
-def bare_step(size: int, precision: str, args, device: str = "cpu") -> dict:
+def bare_step(size: int, precision: str, args, device: str = "cpu", patch: int | None = None) -> dict:
     """The same model, batch and precision on random tensors: the ceiling for the full path."""
-    model = build_model(model_args(size, args.quick)).train().to(device)
+    model = build_model(model_args(size, args.quick, patch)).train().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch_size, 3, size, size, generator=g).to(device)
@@ -195,8 +213,9 @@ def preprocessing(train, args, n: int) -> dict:
     values = train.with_format(None).select(range(min(n, len(train))))["image"]
     seed = seed_transform(224)
     out = {"seed_pil_224": len(values) / timed_steps(lambda: [seed(decode(v)) for v in values], 0, 1)}
-    for size in sorted({224, args.recipe_size}):
-        ours, collate = FerTransform(size, train=True), FerCollator([0.5] * 3, [0.5] * 3, size)
+    recipe = args.recipe_cfg
+    for size, augment in ((224, {}), (recipe["size"], recipe["augment"])):
+        ours, collate = FerTransform(size, train=True, **augment), FerCollator([0.5] * 3, [0.5] * 3, size)
         run = lambda: [collate([{"pixel_values": ours.one(v), "labels": 0} for v in values[i:i + 32]])  # noqa: E731
                        for i in range(0, len(values), 32)]
         out[f"ours_batched_{size}"] = len(values) / timed_steps(run, 0, 1)
@@ -216,9 +235,11 @@ def training(args) -> dict:
         for precision in precisions:
             full, bare = full_path(train, size, precision, args), bare_step(size, precision, args)
             out["runs"][f"{size}px_{precision}"] = {"full": full, "bare": bare, "full_vs_bare": full["img_s"] / bare["img_s"]}
-    recipe = f"{args.recipe_size}px_{'bf16' if native else 'fp32'}"
-    if recipe not in out["runs"]:
-        out["runs"][recipe] = {"full": full_path(train, args.recipe_size, recipe.split("_")[1], args)}
+    cfg, precision = args.recipe_cfg, "bf16" if native else "fp32"
+    recipe = f"recipe_{cfg['size']}px_p{cfg['patch']}_{precision}"
+    full = full_path(train, cfg["size"], precision, args, recipe=cfg)
+    bare = bare_step(cfg["size"], precision, args, patch=cfg["patch"])
+    out["runs"][recipe] = {"full": full, "bare": bare, "full_vs_bare": full["img_s"] / bare["img_s"]}
     base_size = 32 if args.quick else 224
     out["seed_baseline"] = seed_baseline(train, args, base_size)
     out["recipe"] = recipe
@@ -345,7 +366,8 @@ def inference(args) -> dict:
     if os.path.isfile(yunet):
         os.environ.setdefault("FER_YUNET_PATH", yunet)
     torch.set_num_threads(1)  # the Space's setting: one thread per request
-    model = load_model(args.model) if args.model else build_model(model_args(32 if args.quick else 224, args.quick))
+    cfg = args.recipe_cfg  # default: the network our CPU recipe trains (random weights: the same compute)
+    model = load_model(args.model) if args.model else build_model(model_args(cfg["size"], args.quick, cfg["patch"]))
     rec = EmotionRecognizer(model, make_detector("auto"))
     args.model_dir = args.model or tempfile.mkdtemp(prefix="fer_bench_model_")
     if not args.model:
@@ -356,6 +378,11 @@ def inference(args) -> dict:
            "faces_found": {"one_face": found_one, "eight_faces": found_eight},
            "one_face": split_timings(rec, one, args.calls), "eight_faces": split_timings(rec, eight, args.calls)}
     out["eight_vs_one"] = out["eight_faces"]["total"]["p50_ms"] / out["one_face"]["total"]["p50_ms"]
+    if not args.model and not args.quick:  # the seed's network size, for comparison (no target)
+        big = EmotionRecognizer(build_model(model_args(224, False)), rec.detector)
+        out["vit_tiny_224"] = {case: percentiles([timed_steps(lambda: big.recognize(data), 1 if i == 0 else 0, 1)
+                                                  for i in range(args.calls)])
+                               for case, data in (("one_face", one), ("eight_faces", eight))}
     out["threads"] = thread_effect(rec, one, max(4, args.calls // 2))
     out["detection_max_side_320"] = detector_size_effect(rec.detector, one, eight, args.calls)
     out["compile"] = compile_effect(rec, one, args.calls) if args.compile else "not measured (pass --compile)"
@@ -426,21 +453,26 @@ def checks(r: dict) -> dict:
 def table(r: dict) -> str:
     t, inf = r["training"], r["inference"]
     lines = [f"training on {t['data']} ({t['train_images']} images), batch {t['batch_size']}, bf16: {t['bf16']}",
-             f"{'run':<14}{'full img/s':>12}{'bare img/s':>12}{'ratio':>8}{'data %':>8}"]
+             f"{'run':<22}{'full img/s':>12}{'bare img/s':>12}{'ratio':>8}{'data %':>8}"]
     for k, v in t["runs"].items():
         bare = v.get("bare", {}).get("img_s", float("nan"))
-        lines.append(f"{k:<14}{v['full']['img_s']:>12.1f}{bare:>12.1f}{v.get('full_vs_bare', float('nan')):>8.2f}"
+        lines.append(f"{k:<22}{v['full']['img_s']:>12.1f}{bare:>12.1f}{v.get('full_vs_bare', float('nan')):>8.2f}"
                      f"{100 * v['full']['data_share']:>8.1f}")
     lines.append(f"seed baseline {t['seed_baseline']['image_size']} px: {t['seed_baseline']['img_s']:.1f} img/s; "
                  f"recipe {t['recipe']}: x{t['recipe_vs_seed']:.2f}" +
                  (f"; same size: x{t['same_size_vs_seed']:.2f}" if "same_size_vs_seed" in t else ""))
     lines.append("preprocessing img/s: " + ", ".join(f"{k} {v:.0f}" for k, v in t["preprocessing_img_s"].items()))
+    lines.append(f"inference: {inf['detector']} detector, model {inf['model_image_size']} px, 1 torch thread")
     lines.append(f"{'inference ms':<14}" + "".join(f"{s + ' p50/p95':>18}" for s in inf["one_face"]))
     for case in ("one_face", "eight_faces"):
         lines.append(f"{case:<14}" + "".join(f"{v['p50_ms']:>10.1f}/{v['p95_ms']:<7.1f}" for v in inf[case].values()))
+    if "vit_tiny_224" in inf:
+        big = inf["vit_tiny_224"]
+        lines.append(f"ViT-Tiny 224 px instead: one face {big['one_face']['p50_ms']:.1f} ms p50, eight faces "
+                     f"{big['eight_faces']['p50_ms']:.1f} ms p50")
     lines.append(f"peak RSS: training {t['peak_rss_mib']:.0f} MiB, Space {r['space_peak_rss_mib']} MiB")
-    lines.append(f"{'check':<24}{'measured':>10}{'target':>8}  met")
-    lines += [f"{k:<24}{m:>10.2f}{tg:>8.2f}  {'yes' if ok else 'NO'}" for k, (m, tg, ok) in r["checks"].items()]
+    lines.append(f"{'check':<36}{'measured':>10}{'target':>8}  met")
+    lines += [f"{k:<36}{m:>10.2f}{tg:>8.2f}  {'yes' if ok else 'NO'}" for k, (m, tg, ok) in r["checks"].items()]
     return "\n".join(lines)
 
 

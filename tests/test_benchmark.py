@@ -36,6 +36,9 @@ def test_quick_benchmark_reports_every_figure(tmp_path):
     assert set(inf["threads"]) == {"1_threads", "2_threads"}
     assert "skipped" in result["space_peak_rss_mib"]
 
-    assert set(result["checks"]) == {"full_vs_bare_32px_fp32", "recipe_vs_seed", "one_face_p50_ms", "eight_vs_one"}
+    recipe = train["recipe"]  # our CPU recipe (fer2013_cpu.yaml), measured like the others
+    assert recipe.startswith("recipe_32px_p8_") and finite(train["runs"][recipe]["full_vs_bare"])
+    assert set(result["checks"]) == {"full_vs_bare_32px_fp32", f"full_vs_bare_{recipe}", "recipe_vs_seed",
+                                     "one_face_p50_ms", "eight_vs_one"}
     for measured, target, met in result["checks"].values():
         assert finite(measured) and finite(target) and isinstance(met, bool)
