@@ -73,3 +73,28 @@ def test_transform_and_collator_skip_bad_images(imagefolder):
     assert collate.skipped == len(bad)
     empty = collate([{"pixel_values": None, "labels": 0}])
     assert empty["pixel_values"].shape == (0, 3, 32, 32) and collate.skipped == len(bad) + 1
+
+
+def test_augmentation_knobs_shift_zoom_erase_and_reject_out_of_range():
+    import io
+
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.new("RGB", (32, 32), (200, 200, 200)).save(buf, "PNG")  # a flat face: any black pixel was made
+    batch = {"image": [{"bytes": buf.getvalue(), "path": None}] * 64, "label": [0] * 64}
+    plain = FerTransform(32, train=True, rotation=0, color_jitter=0)(batch)["pixel_values"]
+    assert all(torch.equal(x, plain[0]) for x in plain)  # flips of a flat image change nothing
+    erased = FerTransform(32, train=True, rotation=0, color_jitter=0, random_erasing=0.5)(batch)["pixel_values"]
+    n_erased = sum(bool((x == 0).all(0).any()) for x in erased)
+    assert 16 <= n_erased <= 48  # about half of them, each with a zero rectangle
+    shifted = FerTransform(32, train=True, rotation=0, translate=0.2, scale_jitter=0.2, color_jitter=0)(batch)
+    assert sum(bool((x == 0).any()) for x in shifted["pixel_values"]) > 32  # the warp brings in empty borders
+    again = FerTransform(32, train=True, rotation=0, translate=0.2, scale_jitter=0.2, color_jitter=0)(batch)
+    assert all(torch.equal(a, b) for a, b in zip(shifted["pixel_values"], again["pixel_values"]))  # seeded per batch
+    for bad in ({"translate": 0.7}, {"random_erasing": 1.5}, {"rotation": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            FerTransform(32, train=True, **bad)
+    args = DataArguments(translate=0.1, random_erasing=0.25)
+    assert args.augmentation() == {"rotation": 10.0, "translate": 0.1, "scale_jitter": 0.0, "color_jitter": 0.2,
+                                   "random_erasing": 0.25}
