@@ -37,8 +37,8 @@ class DataArguments:
     synthetic_per_class: int = field(default=200, metadata={"help": "Training images per class per synthetic source."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (quick runs)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (quick runs)."})
-    # Training augmentation (FerTransform). The defaults are the seed project's; fer2013_cpu.yaml adds
-    # translation/scale and erasing, which from-scratch training on 28k faces needs (README ablation).
+    # Training augmentation (FerTransform). The defaults are the seed project's; fer2013_cpu.yaml turns
+    # colour jitter off (grayscale faces) and shift/zoom on.
     rotation: float = field(default=10.0, metadata={"help": "Random rotation range, degrees (+-)."})
     translate: float = field(default=0.0, metadata={"help": "Random shift, as a share of the image side (+-)."})
     scale_jitter: float = field(default=0.0, metadata={"help": "Random zoom: scale drawn from 1 +- this."})

@@ -5,9 +5,9 @@ honoured and any mode (grayscale, RGBA, CMYK, palette, 16-bit) turned into 8-bit
 cannot be decoded becomes `None` and `FerCollator` drops it from the batch with a counted warning,
 so one bad image never ends a long run. Augmentation defaults to the seed's: resize, horizontal
 flip, rotation +-10 degrees, colour jitter (shift, zoom and erasing are opt-in); it runs on the small
-PIL image after the resize, and normalisation happens once per batch in the collator. Its randomness comes from a seed keyed by the
-batch's images (`batch_seed`), not from the global torch RNG, so a resumed run augments exactly as the
-uninterrupted one did.
+PIL image after the resize, and normalisation happens once per batch in the collator. Its randomness
+comes from a seed keyed by the batch's images (`batch_seed`), not from the global torch RNG, so a
+resumed run augments exactly as the uninterrupted one did.
 """
 
 from __future__ import annotations
