@@ -1,6 +1,6 @@
 """Side-by-side speed and memory figures for training and inference, with each target beside its ratio.
 
-    python scripts/benchmark.py --output bench.json            # ~10 minutes on 2 CPU cores
+    python scripts/benchmark.py --output bench.json            # ~8 minutes on 2 CPU cores
     python scripts/benchmark.py --quick --output bench.json    # tiny model, 32 px, < 60 s (used by a test)
 
 Everything is measured in ONE process, one after the other, so the ratios compare like with like even

@@ -2,7 +2,8 @@
 
     FER_MODEL=outputs/quickstart python space/app.py      # http://127.0.0.1:7860 (GRADIO_SERVER_PORT)
 
-The model comes from FER_MODEL (a local folder or a Hub id). The `predict` API endpoint returns
+The model comes from FER_MODEL (a local folder, a Hub id, or an ONNX export from scripts/export_onnx.py,
+which serves faster: one face 27 vs 37 ms here with int8). The `predict` API endpoint returns
 `{"emotion", "confidence"}` for the main (largest) face plus `"faces": [...]`; the page draws a box
 and label per face, the main face's seven scores, and optionally where the ViT looked (attention
 rollout). Uploads over 20 MB or 40 megapixels, and anything that is not a usable image, get a

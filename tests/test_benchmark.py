@@ -22,17 +22,20 @@ def test_quick_benchmark_reports_every_figure(tmp_path):
     assert 0 <= run["full"]["data_share"] <= 1
     assert finite(run["bare"]["img_s"]) and finite(run["full_vs_bare"])
     assert run["full_vs_bare"] == run["full"]["img_s"] / run["bare"]["img_s"]
+    assert len(run["rounds"]) == 1 and finite(run["rounds"][0])  # --quick: one round of full and bare
     assert "measured" in train["bf16"] or "skipped" in train["bf16"]  # measured only where native
     assert finite(train["seed_baseline"]["img_s"]) and finite(train["recipe_vs_seed"])
     assert all(finite(v) for v in train["preprocessing_img_s"].values())
     assert finite(train["peak_rss_mib"])
 
     inf = result["inference"]
-    for case in ("one_face", "eight_faces"):
-        assert set(inf[case]) == {"decode", "detection", "crop", "model", "total"}
-        assert all(finite(v["p50_ms"]) and v["p95_ms"] >= v["p50_ms"] for v in inf[case].values())
+    assert inf["backend"] == "onnx_int8"  # served as exported; eager PyTorch measured beside it
+    for figures in (inf, inf["pytorch"]):
+        for case in ("one_face", "eight_faces"):
+            assert set(figures[case]) == {"decode", "detection", "crop", "model", "total"}
+            assert all(finite(v["p50_ms"]) and v["p95_ms"] >= v["p50_ms"] for v in figures[case].values())
+        assert finite(figures["eight_vs_one"])
     assert inf["faces_found"]["one_face"] == 1  # the drawn scenes are ones the detector finds
-    assert finite(inf["eight_vs_one"])
     assert set(inf["threads"]) == {"1_threads", "2_threads"}
     assert "skipped" in result["space_peak_rss_mib"]
 
