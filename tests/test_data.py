@@ -98,3 +98,21 @@ def test_augmentation_knobs_shift_zoom_erase_and_reject_out_of_range():
     args = DataArguments(translate=0.1, random_erasing=0.25)
     assert args.augmentation() == {"rotation": 10.0, "translate": 0.1, "scale_jitter": 0.0, "color_jitter": 0.2,
                                    "random_erasing": 0.25}
+
+
+def test_upscaled_sources_are_augmented_before_the_resize():
+    """A 16 px source trained at 48 px: augmented small, then resized; same shape, warped, seeded per batch."""
+    import io
+
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.new("RGB", (16, 16), (200, 200, 200)).save(buf, "PNG")
+    batch = {"image": [{"bytes": buf.getvalue(), "path": None}] * 32, "label": [0] * 32}
+    transform = FerTransform(48, train=True, rotation=0, translate=0.2, color_jitter=0)
+    out = transform(batch)["pixel_values"]
+    assert all(x.shape == (3, 48, 48) and x.dtype == torch.uint8 for x in out)
+    assert sum(bool((x < 100).any()) for x in out) > 16  # shifted at 16 px: dark borders survive the upscale
+    assert all(torch.equal(a, b) for a, b in zip(out, transform(batch)["pixel_values"]))
+    plain = FerTransform(48, train=False)(batch)["pixel_values"]  # evaluation: resize only
+    assert all(bool((x == 200).all()) for x in plain)
