@@ -414,8 +414,9 @@ def inference(args) -> dict:
     detector, cfg = make_detector("auto"), args.recipe_cfg
     torch_rec = None
     if args.model and args.model.endswith(".onnx"):  # given an exported model: that is what is served
-        rec, args.model_dir = EmotionRecognizer.from_pretrained(args.model, detector=None), args.model
-        rec.detector, backend = detector, "onnx"
+        from fer_hf.onnx_backend import OnnxEmotionRecognizer
+
+        rec, args.model_dir, backend = OnnxEmotionRecognizer.from_onnx(args.model, detector), args.model, "onnx"
     else:  # default: the network our CPU recipe trains (random weights: the same compute)
         model = load_model(args.model) if args.model else build_model(model_args(cfg["size"], args.quick, cfg["patch"]))
         torch_rec = EmotionRecognizer(model, detector)
