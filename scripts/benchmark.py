@@ -10,7 +10,7 @@ on a shared, noisy machine (absolute img/s and ms are not portable; the ratios m
   CutMix, logging, grad clipping, scheduler) vs a bare step (same model, batch, size and precision on
   random tensors, AdamW, the same soft-target loss, clipping), alternated over `--rounds` so that drift
   on a shared machine hits both. ViT-Tiny at 112 and 224 px, and our CPU recipe
-  (scripts/configs/fer2013_cpu.yaml: 48 px, patch 8, its augmentation). Target: full >= 0.90 x bare.
+  (scripts/configs/fer2013_cpu.yaml: its image and patch size and augmentation). Target: full >= 0.90 x bare.
 - the seed's recipe (per-sample PIL transforms at 224 px, a plain loop, fp32) vs our default CPU
   recipe. Target: >= 2x. Also the per-image preprocessing alone.
 - inference: EmotionRecognizer on a 640x480 JPEG with one face and with eight, split into decode,
@@ -91,7 +91,9 @@ def recipe_settings(path: str, quick: bool) -> dict:
     with open(path) as f:
         cfg = yaml.safe_load(f)
     defaults = DataArguments()
-    return {"name": os.path.basename(path), "size": 32 if quick else cfg["image_size"], "patch": cfg.get("patch_size"),
+    # --quick swaps in the tests' tiny network (32 px, patch 8; model_args), so the name says what ran
+    return {"name": os.path.basename(path), "size": 32 if quick else cfg["image_size"],
+            "patch": 8 if quick else cfg.get("patch_size"),
             "augment": {k: cfg.get(k, v) for k, v in defaults.augmentation().items()},
             "cutmix_prob": cfg.get("cutmix_prob", 0.0), "balanced": cfg.get("class_balanced_sampling", False)}
 
