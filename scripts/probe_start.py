@@ -49,13 +49,11 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def tensors(split, n: int, args) -> dict:
-    """`n` faces of `split` (0: all), decoded once into one (pixel_values, labels) batch."""
+def tensors(split, n: int, pre: dict, args) -> dict:
+    """`n` faces of `split` (0: all), decoded once into one (pixel_values, labels) batch, normalised per `pre`."""
     if n:
         split = split.shuffle(seed=args.seed).select(range(min(n, len(split))))
     split = split.with_format(None)
-    pre = preprocessing_config(build_model(ModelArguments(init_from="none", image_size=args.image_size,
-                                                          model_args='{"depth": 1}')).config)
     transform, collate = FerTransform(args.image_size, train=False), FerCollator(pre["mean"], pre["std"], args.image_size)
     return collate([{"pixel_values": transform.one(v), "labels": label} for v, label in zip(split["image"], split["label"])])
 
@@ -88,8 +86,11 @@ def main(argv=None) -> dict:
     args = parse(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
     splits = build_datasets(DataArguments(datasets=[args.data], max_eval_samples=args.eval_images or 1), seed=args.seed)
-    train = tensors(splits["train"], args.images, args)
-    evaluate = tensors(splits["validation"], args.eval_images, args) if args.eval_images else None
+    # mean/std as the probed network's config.json records them (a one-block copy: same timm pretrained_cfg)
+    pre = preprocessing_config(build_model(ModelArguments(init_from="none", image_size=args.image_size,
+                                                          model_args='{"depth": 1}')).config)
+    train = tensors(splits["train"], args.images, pre, args)
+    evaluate = tensors(splits["validation"], args.eval_images, pre, args) if args.eval_images else None
     out = {}
     for patch_size in args.patch_sizes:
         for lr in args.lrs:
