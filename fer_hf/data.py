@@ -14,10 +14,15 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Image, concatenate_datasets, load_dataset, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, Image, List, Value, concatenate_datasets, load_dataset, load_from_disk
 
 from .hub import require_hub
 from .labels import CLASSES, DROP, label_mapping, missing_classes
+
+# A `votes` column holds the ten FER+ annotator counts in this order (Hub layout and prepare_data.py's).
+FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+SOFT_LABEL = List(Value("float32"), length=len(CLASSES))
+LABEL_MODES = ("majority", "votes")
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,12 @@ class DataArguments:
     synthetic_per_class: int = field(default=200, metadata={"help": "Training images per class per synthetic source."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (quick runs)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (quick runs)."})
+    label_mode: str = field(
+        default="majority",
+        metadata={"help": "Training targets: 'majority' (one-hot label) or 'votes' (the annotators' distribution over "
+                  "the seven classes, from a source's FER+ `votes` column; sources without votes stay one-hot). "
+                  "Evaluation always scores the majority label."},
+    )
     # Training augmentation (FerTransform). The defaults are the seed project's; fer2013_cpu.yaml turns
     # colour jitter off (grayscale faces) and shift/zoom on.
     rotation: float = field(default=10.0, metadata={"help": "Random rotation range, degrees (+-)."})
@@ -44,6 +55,10 @@ class DataArguments:
     scale_jitter: float = field(default=0.0, metadata={"help": "Random zoom: scale drawn from 1 +- this."})
     color_jitter: float = field(default=0.2, metadata={"help": "Brightness/contrast/saturation jitter strength."})
     random_erasing: float = field(default=0.0, metadata={"help": "Probability of erasing a random rectangle."})
+
+    def __post_init__(self):
+        if self.label_mode not in LABEL_MODES:
+            raise ValueError(f"label_mode={self.label_mode!r}: expected one of {LABEL_MODES}.")
 
     def augmentation(self) -> dict:
         """The FerTransform keyword arguments of the training split."""
@@ -61,8 +76,28 @@ def _find_column(ds: Dataset, names: tuple[str, ...], feature_type: type, what: 
                      f"columns are {ds.column_names}.")
 
 
+def vote_distribution(votes, labels: np.ndarray, source: str = "dataset") -> np.ndarray:
+    """(n, 7) float32: FER+ vote counts -> the annotators' distribution over the canonical seven.
+
+    Contempt, unknown and not-a-face votes are removed and the rest renormalised (the FER+ paper's
+    "probability" targets); a row with no emotion vote at all falls back to its one-hot label.
+    """
+    counts = np.asarray(votes, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[1] != len(FERPLUS_VOTES):
+        raise ValueError(f"{source}: `votes` must hold {len(FERPLUS_VOTES)} counts per row in FER+ order "
+                         f"{list(FERPLUS_VOTES)}; got shape {counts.shape}.")
+    dist = np.zeros((len(counts), len(CLASSES)))
+    emotions = label_mapping(FERPLUS_VOTES[:7], source)  # FER+ column -> canonical id
+    dist[:, emotions] = counts[:, :7]
+    total = dist.sum(1, keepdims=True)
+    one_hot = np.eye(len(CLASSES))[np.clip(labels, 0, None)]
+    return np.where(total > 0, dist / np.maximum(total, 1e-12), one_hot).astype(np.float32)
+
+
 def harmonise(ds: Dataset, source: str) -> Dataset:
     """Columns `image` (undecoded), `label` (canonical ClassLabel) and `source`; dropped classes removed.
+
+    A FER+ `votes` column becomes `soft_label`, the vote distribution over the seven canonical classes.
 
     Only the label column is read; the image data is never rewritten (columns are swapped and rows
     selected through an indices mapping), so this is cheap on large datasets.
@@ -81,9 +116,12 @@ def harmonise(ds: Dataset, source: str) -> Dataset:
         logger.warning("%s: no images of %s; those classes are learnt from other sources only.", source, missing)
     old = np.asarray(ds[label_col], dtype=np.int64)
     new = np.where(old >= 0, mapping[np.clip(old, 0, None)], DROP)
+    soft = vote_distribution(ds["votes"], new, source) if "votes" in ds.column_names else None
     ds = ds.select_columns([image_col]).rename_column(image_col, "image") if image_col != "image" else ds.select_columns(["image"])
     ds = ds.cast_column("image", Image(decode=False))
     ds = ds.add_column("label", new.tolist(), feature=CANONICAL)
+    if soft is not None:
+        ds = ds.add_column("soft_label", soft.tolist(), feature=SOFT_LABEL)
     ds = ds.add_column("source", [source] * len(ds))
     keep = np.flatnonzero(new != DROP)
     if len(keep) < len(ds):
@@ -154,14 +192,32 @@ def _truncate(ds: Dataset, n: int | None, seed: int) -> Dataset:
     return ds if n is None or n >= len(ds) else ds.shuffle(seed=seed).select(range(n))
 
 
+def with_targets(ds: Dataset, label_mode: str, source: str) -> Dataset:
+    """`soft_label` kept (votes), made one-hot (a source without votes among voted ones) or dropped (majority)."""
+    if label_mode == "majority":
+        return ds.remove_columns("soft_label") if "soft_label" in ds.column_names else ds
+    if "soft_label" in ds.column_names:
+        return ds
+    logger.warning("%s: no `votes` column; label_mode=votes trains it on its one-hot majority label.", source)
+    one_hot = np.eye(len(CLASSES), dtype=np.float32)[np.asarray(ds["label"], dtype=np.int64)]
+    return ds.add_column("soft_label", one_hot.tolist(), feature=SOFT_LABEL)
+
+
 def build_datasets(args: DataArguments, seed: int = 42) -> DatasetDict:
-    """The training and validation sets: all sources concatenated, each keeping its `source`."""
+    """The training and validation sets: all sources concatenated, each keeping its `source`.
+
+    With `label_mode: votes` the training split carries `soft_label` (the vote distribution); validation
+    never does: it is scored on the majority label.
+    """
     sources = load_sources(args.datasets, args.synthetic_per_class, seed)
+    if args.label_mode == "votes" and not any("soft_label" in ds.column_names for dd in sources.values() for ds in dd.values()):
+        raise ValueError(f"label_mode=votes needs a source with a FER+ `votes` column; none of {args.datasets} has one "
+                         "(use label_mode: majority, or a FER+ folder such as ../shared/data/ferplus).")
     train, valid = [], []
     for name, dd in sources.items():
         tr, va = validation_of(dd, args.validation_split, seed, name)
-        train.append(tr)
-        valid.append(va)
+        train.append(with_targets(tr, args.label_mode, name))
+        valid.append(with_targets(va, "majority", name))
     out = DatasetDict(train=concatenate_datasets(train), validation=concatenate_datasets(valid))
     out["train"] = _truncate(out["train"], args.max_train_samples, seed)
     out["validation"] = _truncate(out["validation"], args.max_eval_samples, seed)

@@ -42,8 +42,8 @@ _BYTESIO = re.compile(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>")  # PIL's name f
 
 def features_for(source: Source) -> Features:
     cols = {"image": Image(), "label": ClassLabel(names=list(source.names))}
-    if source.soft_labels:
-        cols["soft_label"] = List(Value("float32"), length=len(CLASSES))  # canonical class order
+    if source.votes:
+        cols["votes"] = List(Value("int32"))  # FER+ column order, as in the Hub layout
     cols["file"] = Value("string")
     return Features(cols)
 
@@ -158,8 +158,8 @@ def write_dataset(source: Source, output_dir: str | Path, shard_size: int = 10_0
             rejected.append((ex.file, _BYTESIO.sub("", str(err))))
             continue
         row = {"image": {"bytes": data, "path": None}, "label": ex.label, "file": ex.file}
-        if source.soft_labels:
-            row["soft_label"] = ex.soft_label
+        if source.votes:
+            row["votes"] = ex.votes
         writer.add(ex.split, row)
         converted += changed
         labels.setdefault(ex.split, Counter())[ex.label] += 1

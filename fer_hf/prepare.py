@@ -49,7 +49,7 @@ class Example:
     file: str  # where it came from (relative path or csv row), for the `file` column and rejected.csv
     label: int  # index into `Source.names`
     image: str | bytes | Callable[[], Image.Image]
-    soft_label: list[float] | None = None
+    votes: list[int] | None = None  # FER+: the ten annotator counts, FERPLUS_VOTES order
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Source:
     examples: Iterable[Example]
     total: int | None = None  # for the progress bar; None when unknown up front
     dropped: Counter = field(default_factory=Counter)  # {reason: rows} left out for their label
-    soft_labels: bool = False
+    votes: bool = False  # examples carry `votes`
     description: str = ""  # how splits and labels were derived, for the dataset card
 
 
@@ -141,11 +141,12 @@ def _read_votes(path: Path) -> list[dict]:
         return list(reader)
 
 
-def read_ferplus(fer2013_csv: str | os.PathLike, votes_csv: str | os.PathLike, soft_labels: bool = False) -> Source:
+def read_ferplus(fer2013_csv: str | os.PathLike, votes_csv: str | os.PathLike) -> Source:
     """FER2013 pixels labelled by the FER+ majority vote; row i of `votes_csv` belongs to row i of the csv.
 
-    Dropped (counted): top-count ties, unknown/NF/contempt majorities, rows without votes. With
-    `soft_labels`, the vote shares over the seven emotions are kept in canonical class order.
+    Dropped (counted): top-count ties, unknown/NF/contempt majorities, rows without votes. Every kept
+    row also carries its ten vote counts (`votes`, FER+ column order, as in the Hub layout), from which
+    `label_mode: votes` trains on the annotators' distribution.
     """
     path, votes_path = _existing(fer2013_csv, "fer2013.csv"), _existing(votes_csv, "fer2013new.csv (--ferplus_votes)")
     votes = _read_votes(votes_path)
@@ -155,13 +156,12 @@ def read_ferplus(fer2013_csv: str | os.PathLike, votes_csv: str | os.PathLike, s
                          "FER2013 row by row, so both files must be complete and in their original order.")
     counts = [np.array([float(row[c] or 0) for c in FERPLUS_VOTES]) for row in votes]
     decisions = [ferplus_vote(c) for c in counts]  # decided up front: the drop counts need no image
-    to_canonical = label_mapping(FERPLUS_NAMES, "ferplus")  # FER+ column -> canonical id, for soft labels
     source = Source("ferplus", list(FERPLUS_NAMES), [], total=sum(w is not None for w, _ in decisions),
-                    dropped=Counter(reason for w, reason in decisions if w is None), soft_labels=soft_labels,
+                    dropped=Counter(reason for w, reason in decisions if w is None), votes=True,
                     description="FER2013 pixels relabelled by the FER+ majority vote of 10 annotators "
                     "(`fer2013new.csv`, joined to `fer2013.csv` row by row); rows whose top vote count is tied, "
-                    "or won by unknown/NF/contempt, are dropped." + (" `soft_label`: vote shares over the seven "
-                    "emotions, canonical class order." if soft_labels else ""))
+                    "or won by unknown/NF/contempt, are dropped. `votes`: the ten annotator counts in FER+ column order "
+                    f"({', '.join(FERPLUS_VOTES)}).")
 
     def examples():
         for i, row in _fer2013_rows(path):
@@ -171,13 +171,9 @@ def read_ferplus(fer2013_csv: str | os.PathLike, votes_csv: str | os.PathLike, s
             winner = decisions[i][0]
             if winner is None:
                 continue
-            soft = None
-            if soft_labels:
-                soft = np.zeros(len(CLASSES))
-                soft[to_canonical] = counts[i][:7] / counts[i][:7].sum()
-                soft = soft.tolist()
             name = votes[i].get("Image name") or f"row {i}"
-            yield Example(FER2013_SPLITS[row["Usage"]], name, winner, _pixels(row["pixels"]), soft)
+            yield Example(FER2013_SPLITS[row["Usage"]], name, winner, _pixels(row["pixels"]),
+                          [int(c) for c in counts[i]])
     source.examples = examples()
     return source
 
@@ -320,14 +316,12 @@ def read_affectnet(path: str | os.PathLike) -> Source:
     return source
 
 
-def read_source(fmt: str, path: str | os.PathLike, ferplus_votes: str | None = None, soft_labels: bool = False) -> Source:
+def read_source(fmt: str, path: str | os.PathLike, ferplus_votes: str | None = None) -> Source:
     """The reader for `fmt` (one of `FORMATS`)."""
     if fmt == "ferplus":
         if not ferplus_votes:
             raise ValueError("--format ferplus needs --ferplus_votes fer2013new.csv next to --input fer2013.csv")
-        return read_ferplus(path, ferplus_votes, soft_labels)
-    if soft_labels:
-        raise ValueError(f"--soft_labels needs vote counts, which only --format ferplus has (not {fmt}).")
+        return read_ferplus(path, ferplus_votes)
     readers = {"fer2013": read_fer2013, "rafdb": read_rafdb, "affectnet": read_affectnet, "imagefolder": read_imagefolder}
     if fmt not in readers:
         raise ValueError(f"unknown --format {fmt!r}; expected one of {FORMATS}")

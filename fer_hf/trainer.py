@@ -7,6 +7,10 @@
   cutmix-only mode, applied in `compute_loss` only while the model trains, with a soft-target
   cross-entropy computed here. We never hand float labels to the model's own loss: that silently
   switches `problem_type` to multi-label and pipelines would then apply a sigmoid.
+- Vote targets: a batch with `soft_labels` (the FER+ annotators' distribution, `label_mode: votes`)
+  trains on that distribution instead of the one-hot label, smoothed and CutMixed the same way.
+- Distillation (`teacher_model`, see `distill.py`): a frozen teacher scores the same augmented,
+  CutMixed batch; its share of the training step is measured and logged as `teacher_share`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +28,7 @@ from timm.data import Mixup
 from torch.utils.data import WeightedRandomSampler
 from transformers import Trainer, TrainingArguments
 
+from .distill import DISTILLATION_TYPES, TeacherInput, distillation_loss, load_teacher
 from .labels import CLASSES
 
 logger = logging.getLogger(__name__)
@@ -36,11 +42,20 @@ class FerTrainingArguments(TrainingArguments):
     cutmix_alpha: float = field(default=1.0, metadata={"help": "Beta(alpha, alpha) for the CutMix box area."})
     class_balanced_sampling: bool = field(default=False, metadata={"help": "Draw training images with inverse class frequency."})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement."})
+    teacher_model: str | None = field(default=None, metadata={"help": "Model folder of a trained teacher to distil from (DeiT)."})
+    distillation_alpha: float = field(default=0.5, metadata={"help": "Weight of the teacher's term in the loss (0..1)."})
+    distillation_temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of soft distillation."})
+    distillation_type: str = field(default="soft", metadata={"help": "'soft' (KL to the teacher's distribution) or 'hard' (its argmax)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh even if output_dir holds checkpoints."})
     # Our collator needs the `image`/`label` columns that Trainer would otherwise strip.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: the lazy transforms read raw columns."})
 
     def __post_init__(self):
+        if self.distillation_type not in DISTILLATION_TYPES:
+            raise ValueError(f"distillation_type={self.distillation_type!r}: expected one of {DISTILLATION_TYPES}.")
+        if not 0 <= self.distillation_alpha <= 1 or self.distillation_temperature <= 0:
+            raise ValueError(f"distillation_alpha={self.distillation_alpha} must lie in [0, 1] and "
+                             f"distillation_temperature={self.distillation_temperature} be positive.")
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator():
             # torchrun / `accelerate launch --multi_gpu` on a machine without GPUs: Accelerate joins the processes
             # (gloo) only with use_cpu; without it each process would train alone, all writing output_dir.
@@ -113,14 +128,22 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 class FerTrainer(Trainer):
-    """Trainer with class-balanced sampling and CutMix; everything else is stock transformers."""
+    """Trainer with class-balanced sampling, CutMix, vote targets and distillation; the rest is stock."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         a = self.args
-        # Mixup with prob=1 and label_smoothing gives smoothed one-hot targets when a batch is not mixed.
+        # Only the box drawing of timm's Mixup is used (`_mix_batch`); targets are mixed here, so that
+        # one-hot and vote-distribution targets go through the same path.
         self.cutmix = Mixup(mixup_alpha=0.0, cutmix_alpha=a.cutmix_alpha, prob=1.0, switch_prob=0.0,
                             label_smoothing=a.label_smoothing_factor, num_classes=len(CLASSES))
+        self.teacher = self.teacher_input = None
+        self.teacher_seconds, self.train_started = 0.0, None
+        if a.teacher_model:
+            self.teacher = load_teacher(a.teacher_model, self.args.device)
+            self.teacher_input = TeacherInput(self.model.config, self.teacher.config)
+            logger.info("Distilling from %s (%s, %s, alpha %g, T %g)", a.teacher_model, self.teacher.config.architecture,
+                        a.distillation_type, a.distillation_alpha, a.distillation_temperature)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -129,30 +152,58 @@ class FerTrainer(Trainer):
         labels = np.asarray(dataset.with_format(None)["label"], dtype=np.int64)
         return EpochWeightedSampler(torch.as_tensor(class_weights(labels)), len(labels), self.args.seed)
 
-    def training_targets(self, pixel_values: torch.Tensor, labels: torch.Tensor):
-        """(images, soft targets): CutMixed with probability `cutmix_prob`, else smoothed one-hot."""
-        mix = self.args.cutmix_prob > 0 and len(labels) % 2 == 0 and np.random.random() < self.args.cutmix_prob
+    def training_targets(self, pixel_values: torch.Tensor, labels: torch.Tensor, soft_labels: torch.Tensor | None = None):
+        """(images, soft targets): the one-hot label (or the vote distribution `soft_labels`), label-smoothed,
+        and CutMixed with probability `cutmix_prob` (box pasted from the batch's mirror, targets mixed by area)."""
+        smooth = self.args.label_smoothing_factor
+        targets = soft_labels.float() if soft_labels is not None else F.one_hot(labels, len(CLASSES)).float()
+        targets = targets * (1 - smooth) + smooth / len(CLASSES)
         # numpy's global RNG (as timm's Mixup uses for the box): Trainer seeds it and saves it in every
         # checkpoint, so a resumed run draws the same boxes as an uninterrupted one.
+        mix = self.args.cutmix_prob > 0 and len(labels) % 2 == 0 and np.random.random() < self.args.cutmix_prob
         if mix:  # timm's Mixup mixes each image with its mirror in the batch, so it needs an even batch
-            return self.cutmix(pixel_values, labels)
-        smooth = self.args.label_smoothing_factor
-        targets = F.one_hot(labels, len(CLASSES)).float() * (1 - smooth) + smooth / len(CLASSES)
+            lam = self.cutmix._mix_batch(pixel_values)  # in place; lam corrected to the pasted area
+            targets = targets * lam + targets.flip(0) * (1 - lam)
         return pixel_values, targets
+
+    def teacher_logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The frozen teacher's logits for the batch the student sees; the time it takes is counted."""
+        start = time.perf_counter()
+        with torch.no_grad(), self.accelerator.autocast():
+            logits = self.teacher(pixel_values=self.teacher_input(pixel_values)).logits
+        self.teacher_seconds += time.perf_counter() - start
+        return logits
+
+    def teacher_share(self) -> float | None:
+        """Share of the wall-clock time since training started that went into the teacher's forward passes."""
+        if self.teacher is None or self.train_started is None:
+            return None
+        return self.teacher_seconds / max(time.perf_counter() - self.train_started, 1e-9)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         pixel_values, labels = inputs["pixel_values"], inputs["labels"]
         if model.training:
-            pixel_values, targets = self.training_targets(pixel_values, labels)
+            self.train_started = self.train_started or time.perf_counter()
+            pixel_values, targets = self.training_targets(pixel_values, labels, inputs.get("soft_labels"))
         outputs = model(pixel_values=pixel_values)
         logits = outputs.logits
         if len(labels) == 0:  # every image of the batch was unreadable
             loss = logits.sum() * 0.0
         elif model.training:
             loss = soft_cross_entropy(logits, targets)
+            if self.teacher is not None:
+                a = self.args
+                loss = distillation_loss(logits, self.teacher_logits(pixel_values), loss, a.distillation_type,
+                                         a.distillation_alpha, a.distillation_temperature)
         else:  # evaluation is never mixed nor smoothed: the plain loss users compare across runs
             loss = F.cross_entropy(logits.float(), labels)
         return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        share = self.teacher_share()
+        if share is not None and "loss" in logs:  # training logs only
+            logs["teacher_share"] = round(share, 4)
+        super().log(logs, *args, **kwargs)
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:

@@ -145,8 +145,9 @@ class FerTransform:
                 torch.random.default_generator.manual_seed(batch_seed(batch["image"], self.seed))
                 pixel_values = [self.one(v) for v in batch["image"]]
         out = {"pixel_values": pixel_values, "labels": batch["label"]}
-        if "source" in batch:
-            out["source"] = batch["source"]
+        for key, name in (("source", "source"), ("soft_label", "soft_labels")):  # soft_label: label_mode votes
+            if key in batch:
+                out[name] = batch[key]
         return out
 
 
@@ -171,7 +172,10 @@ class FerCollator:
         if not good:  # a well-formed empty batch; FerTrainer gives it a zero loss
             size = (0, 3, self.image_size, self.image_size)
             return {"pixel_values": torch.zeros(size), "labels": torch.zeros(0, dtype=torch.long)}
-        return {
+        out = {
             "pixel_values": self.normalise(torch.stack([r["pixel_values"] for r in good])),
             "labels": torch.tensor([r["labels"] for r in good], dtype=torch.long),
         }
+        if "soft_labels" in good[0]:  # the vote distribution (label_mode: votes), a training target
+            out["soft_labels"] = torch.tensor([r["soft_labels"] for r in good], dtype=torch.float32)
+        return out

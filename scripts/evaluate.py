@@ -105,7 +105,8 @@ def select_split(args):
             hint = " (or --validation_split 0.1 for the share train.py held out)" if "train" in dd else ""
             raise ValueError(f"source {name!r} has no {args.split!r} split: {only}. "
                              f"Pass --split with one of {list(dd)}{hint}.")
-    return concatenate_datasets(parts)
+    # vote distributions (FER+ `soft_label`) are training targets only: scoring uses the majority label
+    return concatenate_datasets([p.select_columns(["image", "label", "source"]) for p in parts])
 
 
 def choose_temperature(args, logits, labels) -> tuple[float, str, dict | None]:

@@ -2,7 +2,7 @@
 
     python scripts/prepare_data.py --format fer2013 --input fer2013.csv --output_dir data/fer2013
     python scripts/prepare_data.py --format ferplus --input fer2013.csv --ferplus_votes fer2013new.csv \
-        [--soft_labels] --output_dir data/ferplus
+        --output_dir data/ferplus
     python scripts/prepare_data.py --format rafdb --input RAF-DB/basic --output_dir data/rafdb
     python scripts/prepare_data.py --format affectnet --input AffectNet/ --output_dir data/affectnet
     python scripts/prepare_data.py --format imagefolder --input my_faces/ --output_dir data/mine \
@@ -38,8 +38,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fer2013.csv (fer2013, ferplus); the RAF-DB basic folder; an AffectNet folder or "
                              "annotation csv; a folder of emotion-named class folders (imagefolder).")
     parser.add_argument("--ferplus_votes", help="fer2013new.csv with the FER+ vote counts (--format ferplus).")
-    parser.add_argument("--soft_labels", action="store_true",
-                        help="FER+ only: keep the vote shares over the seven classes as a `soft_label` column.")
     parser.add_argument("--output_dir", required=True, help="The dataset folder to write.")
     parser.add_argument("--overwrite_output_dir", action="store_true", help="Replace the shards of an earlier run.")
     parser.add_argument("--shard_size", type=int, default=10_000, help="Rows per parquet shard.")
@@ -71,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         # Not fatal yet: the local folder is worth having; the push itself fails (clearly) at the end.
         logger.warning("--push_to_hub %s will fail (%s); preparing the local folder anyway.", args.push_to_hub, problem)
 
-    source = read_source(args.format, args.input, args.ferplus_votes, args.soft_labels)
+    source = read_source(args.format, args.input, args.ferplus_votes)
     report = write_dataset(source, args.output_dir, args.shard_size, args.overwrite_output_dir)
     print(f"\n{args.format} -> {args.output_dir}: {report['splits']}\n{report_text(report)}\n")
     with open(os.path.join(args.output_dir, "prepare_results.json"), "w") as f:

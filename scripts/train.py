@@ -25,6 +25,7 @@ from transformers import EarlyStoppingCallback, set_seed
 from fer_hf.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
 from fer_hf.config import parse_args
 from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts
+from fer_hf.distill import teacher_record
 from fer_hf.hub import require_hub
 from fer_hf.launch import fix_cpu_launch
 from fer_hf.metrics import compute_metrics, format_report
@@ -103,6 +104,10 @@ def main(argv: list[str] | None = None) -> dict:
         data_collator=FerCollator(pre["mean"], pre["std"], pre["image_size"]),
         compute_metrics=compute_metrics, callbacks=callbacks,
     )
+    teacher = teacher_record(args.teacher_model, trainer.teacher) if trainer.teacher is not None else None
+    if teacher:  # in config.json, so that the model folder itself says what it was distilled from
+        model.config.fer_teacher = teacher
+        logger.info("Teacher %s: validation %s", teacher["path"], teacher["validation"] or "not recorded")
     if "tensorboard" in args.report_to:  # the eval confusion matrix as an image, next to the scalars
         trainer.add_callback(ConfusionMatrixCallback(trainer))
     if trainer.is_world_process_zero():
@@ -113,13 +118,15 @@ def main(argv: list[str] | None = None) -> dict:
         # masks hub_token and every other *_token field.
         with open(os.path.join(args.output_dir, "train_args.json"), "w") as f:
             json.dump({"model": asdict(model_args), "data": asdict(data_args),
-                       "training": json.loads(args.to_json_string())}, f, indent=2)
+                       "training": json.loads(args.to_json_string()), "teacher": teacher}, f, indent=2)
 
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     trainer.save_state()
     train_metrics = dict(result.metrics, precision=args.precision,
                          train_samples=len(data["train"]), skipped_images=trainer.data_collator.skipped)
+    if teacher:  # measured over this process's training steps (a resumed run: since the resume)
+        train_metrics["teacher_share"] = round(trainer.teacher_share() or 0.0, 4)
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
 

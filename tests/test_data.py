@@ -116,3 +116,47 @@ def test_upscaled_sources_are_augmented_before_the_resize():
     assert all(torch.equal(a, b) for a, b in zip(out, transform(batch)["pixel_values"]))
     plain = FerTransform(48, train=False)(batch)["pixel_values"]  # evaluation: resize only
     assert all(bool((x == 200).all()) for x in plain)
+
+
+def _voted_folder(tmp_path, tiny_dataset):
+    """`tiny_dataset` in FER+ shape: a `votes` column (ten counts, FER+ order) next to the majority label."""
+    from datasets import List
+
+    folder = tmp_path / "voted"
+    (folder / "data").mkdir(parents=True)
+    for split, ds in tiny_dataset.items():
+        votes = [[6, 2, 0, 0, 0, 0, 0, 1, 1, 0] for _ in range(len(ds))]  # neutral 6, happiness 2, contempt, unknown
+        ds.add_column("votes", votes, feature=List(Value("int32"))).to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    return folder
+
+
+def test_vote_distribution_drops_non_emotions_and_renormalises():
+    from fer_hf.data import vote_distribution
+
+    dist = vote_distribution([[6, 2, 0, 0, 0, 0, 0, 1, 1, 0], [0] * 7 + [5, 5, 0]], np.array([4, 2]))
+    assert np.allclose(dist[0, [LABEL2ID["neutral"], LABEL2ID["happiness"]]], [0.75, 0.25]) and np.isclose(dist[0].sum(), 1)
+    assert np.allclose(dist[1], np.eye(7)[2])  # no emotion vote at all: its one-hot label
+    with pytest.raises(ValueError, match="10 counts"):
+        vote_distribution([[1, 2, 3]], np.array([0]))
+
+
+def test_label_mode_votes_trains_on_the_distribution(tmp_path, tiny_dataset, parquet_folder):
+    voted = _voted_folder(tmp_path, tiny_dataset)
+    dd = build_datasets(DataArguments(datasets=[str(voted), str(parquet_folder)], label_mode="votes"))
+    assert "soft_label" in dd["train"].column_names and "soft_label" not in dd["validation"].column_names
+    soft = np.asarray(dd["train"]["soft_label"])
+    from_votes = np.asarray(dd["train"]["source"]) == "voted"
+    assert np.allclose(soft[from_votes][:, LABEL2ID["neutral"]], 0.75)
+    assert np.allclose(soft[~from_votes], np.eye(7)[np.asarray(dd["train"]["label"])[~from_votes]])  # no votes: one-hot
+    dd["train"].set_transform(FerTransform(32, train=True))
+    batch = FerCollator([0.5] * 3, [0.5] * 3, 32)([dd["train"][i] for i in range(3)])
+    assert batch["soft_labels"].shape == (3, 7) and torch.allclose(batch["soft_labels"].sum(1), torch.ones(3))
+    majority = build_datasets(DataArguments(datasets=[str(voted)]))
+    assert "soft_label" not in majority["train"].column_names  # majority mode: nothing extra per row
+
+
+def test_label_mode_votes_needs_votes(parquet_folder):
+    with pytest.raises(ValueError, match="votes"):
+        build_datasets(DataArguments(datasets=[str(parquet_folder)], label_mode="votes"))
+    with pytest.raises(ValueError, match="label_mode"):
+        DataArguments(label_mode="vote")

@@ -100,15 +100,14 @@ FERPLUS_ROWS = [("Training", [10 if j == k else 0 for j in range(10)]) for k in 
 ]
 
 
-def test_ferplus_majority_vote_drops_and_soft_labels(tmp_path):
+def test_ferplus_majority_vote_drops_and_votes(tmp_path):
     write_fer_csv(tmp_path / "fer2013.csv", [(0, usage) for usage, _ in FERPLUS_ROWS])
     with open(tmp_path / "fer2013new.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(FERPLUS_HEADER)
         w.writerows([usage, f"fer{i:07d}.png", *votes] for i, (usage, votes) in enumerate(FERPLUS_ROWS))
     out = tmp_path / "ferplus"
-    report = prepare("ferplus", tmp_path / "fer2013.csv", out, "--ferplus_votes", str(tmp_path / "fer2013new.csv"),
-                     "--soft_labels")
+    report = prepare("ferplus", tmp_path / "fer2013.csv", out, "--ferplus_votes", str(tmp_path / "fer2013new.csv"))
     assert report["dropped"] == {"tie": 2, "unknown": 1, "NF": 1, "contempt": 1, "no votes": 1}
     assert report["splits"] == {"train": 8, "validation": 1} and report["rejected"] == 0
     assert "| tie | 2 |" in (out / "README.md").read_text()
@@ -116,9 +115,10 @@ def test_ferplus_majority_vote_drops_and_soft_labels(tmp_path):
     dd = load_dataset(str(out))
     assert dd["train"].features["label"].names == ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
     assert dd["train"]["file"][7] == "fer0000007.png" and dd["train"]["label"][7] == 0
-    soft = np.asarray(dd["train"]["soft_label"][7])
+    assert dd["train"]["votes"][7] == [6, 2, 0, 0, 0, 0, 0, 0, 2, 0]  # the raw counts, FER+ column order
+    soft = np.asarray(harmonise(dd["train"], "ferplus")["soft_label"][7])  # unknown votes removed, renormalised
     assert soft[CLASSES.index("neutral")] == pytest.approx(0.75) and soft[CLASSES.index("happiness")] == pytest.approx(0.25)
-    assert np.allclose(np.asarray(dd["train"]["soft_label"]).sum(1), 1)
+    assert np.allclose(np.asarray(harmonise(dd["train"], "ferplus")["soft_label"]).sum(1), 1)
     ferplus_canon = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
     assert harmonised_counts(out) == Counter(ferplus_canon) + Counter(["neutral", "anger"])
 

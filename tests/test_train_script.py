@@ -53,6 +53,25 @@ def test_resume_after_first_checkpoint(tmp_path, parquet_folder):
     assert result["epoch"] > 0
 
 
+def test_teacher_model_on_the_quickstart_recipe(tmp_path, parquet_folder):
+    teacher = tmp_path / "teacher"
+    train.main(quick_args(parquet_folder, teacher, "--max_steps", "2", "--eval_strategy", "no"))
+    out = tmp_path / "student"
+    result = train.main(quick_args(parquet_folder, out, "--max_steps", "4", "--save_steps", "2", "--eval_strategy", "no",
+                                   "--teacher_model", str(teacher), "--distillation_type", "hard"))
+    assert 0 < result["teacher_share"] < 1
+    recorded = json.loads((out / "train_args.json").read_text())
+    assert recorded["training"]["teacher_model"] == str(teacher) and recorded["training"]["distillation_type"] == "hard"
+    assert recorded["teacher"]["path"] == str(teacher.resolve())
+    teacher_acc = json.loads((teacher / "all_results.json").read_text())["eval_accuracy"]
+    assert recorded["teacher"]["validation"]["eval_accuracy"] == teacher_acc
+    assert json.loads((out / "config.json").read_text())["fer_teacher"]["validation"]["eval_accuracy"] == teacher_acc
+    # resuming reloads the teacher from its folder and goes on to the new end
+    train.main(quick_args(parquet_folder, out, "--max_steps", "6", "--save_steps", "2", "--eval_strategy", "no",
+                          "--teacher_model", str(teacher), "--resume_from_checkpoint"))
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6
+
+
 def test_seed_recipe_fails_fast_offline(tmp_path):
     start = time.monotonic()
     with pytest.raises(HubUnreachableError) as err:

@@ -86,3 +86,69 @@ def test_metrics_and_report():
     assert np.isclose(m["macro_f1"], np.mean([2 / 3, 2 / 3, 1, 1]))
     report = format_report(m)
     assert "macro avg" in report and "weighted avg" in report and "surprise" in report
+
+
+def test_vote_targets_are_smoothed_and_cutmixed_like_labels(tmp_path):
+    trainer = make_trainer(tmp_path, cutmix_prob=0.0, label_smoothing_factor=0.1)
+    y = torch.tensor([0, 1, 2, 3])
+    votes = torch.tensor([[0.5, 0.5, 0, 0, 0, 0, 0]] * 4)
+    _, targets = trainer.training_targets(torch.randn(4, 3, 32, 32), y, votes)
+    assert torch.allclose(targets[0], votes[0] * 0.9 + 0.1 / 7)
+    mixing = make_trainer(tmp_path, cutmix_prob=1.0, label_smoothing_factor=0.0)
+    np.random.seed(0)
+    x = torch.randn(4, 3, 32, 32)
+    mixed, targets = mixing.training_targets(x.clone(), y, F.one_hot(y, 7).float())
+    np.random.seed(0)
+    np.random.random()  # the draw that decided to mix
+    reference_x, reference = mixing.cutmix(x.clone(), y)  # timm's own Mixup on the same box
+    assert torch.equal(mixed, reference_x) and torch.allclose(targets, reference)
+
+
+def _teacher_folder(tmp_path):
+    teacher = build_model(ModelArguments(architecture="resnet10t", init_from="none", image_size=40))
+    teacher.config.pretrained_cfg["mean"], teacher.config.pretrained_cfg["std"] = [0.4] * 3, [0.2] * 3
+    folder = tmp_path / "teacher"
+    teacher.save_pretrained(folder)
+    (folder / "all_results.json").write_text('{"eval_accuracy": 0.8, "eval_macro_f1": 0.7, "train_loss": 1.0}')
+    return folder
+
+
+def test_teacher_is_frozen_and_sees_the_students_batch_in_its_own_preprocessing(tmp_path):
+    from fer_hf.distill import teacher_record
+
+    trainer = make_trainer(tmp_path, teacher_model=str(_teacher_folder(tmp_path)), distillation_alpha=1.0)
+    teacher = trainer.teacher
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    x = torch.randn(4, 3, 32, 32)  # the student's normalisation (ViT: mean 0.5, std 0.5) at 32 px
+    seen = trainer.teacher_input(x)
+    assert seen.shape == (4, 3, 40, 40)
+    pixels = x * 0.5 + 0.5  # what the student's batch means in [0, 1]
+    expected = F.interpolate((pixels - 0.4) / 0.2, size=(40, 40), mode="bilinear", antialias=True)
+    assert torch.allclose(seen, expected, atol=1e-5)
+    assert teacher_record(trainer.args.teacher_model, teacher)["validation"] == {"eval_accuracy": 0.8, "eval_macro_f1": 0.7}
+    # alpha 1: the loss is the teacher term alone, and its gradient reaches only the student
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, {"pixel_values": x, "labels": torch.tensor([0, 1, 2, 3])})
+    loss.backward()
+    assert all(p.grad is None for p in teacher.parameters()) and trainer.teacher_seconds > 0
+
+
+def test_distillation_losses():
+    from fer_hf.distill import distillation_loss
+
+    s, t = torch.randn(5, 7), torch.randn(5, 7)
+    base = torch.tensor(2.0)
+    kl = (F.softmax(t / 2, -1) * (F.log_softmax(t / 2, -1) - F.log_softmax(s / 2, -1))).sum(-1).mean() * 4
+    assert torch.allclose(distillation_loss(s, t, base, "soft", 0.25, 2.0), 0.75 * base + 0.25 * kl, atol=1e-5)
+    hard = F.cross_entropy(s, t.argmax(-1))
+    assert torch.allclose(distillation_loss(s, t, base, "hard", 0.5, 1.0), 0.5 * base + 0.5 * hard)
+    assert distillation_loss(t, t, torch.tensor(0.0), "soft", 1.0, 3.0).abs() < 1e-6  # student = teacher: no loss
+
+
+def test_bad_teacher_and_distillation_settings_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="teacher_model"):
+        make_trainer(tmp_path, teacher_model=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="distillation_type"):
+        FerTrainingArguments(output_dir=str(tmp_path), distillation_type="medium")
+    with pytest.raises(ValueError, match="distillation_alpha"):
+        FerTrainingArguments(output_dir=str(tmp_path), distillation_alpha=1.5)

@@ -1,0 +1,101 @@
+"""Knowledge distillation from a frozen teacher (DeiT, Touvron et al. 2021, https://arxiv.org/abs/2012.12877).
+
+The teacher is any model folder this project wrote (a timm CNN or ViT in a `TimmWrapper`). It is
+loaded once, frozen, kept in eval mode and scored under `no_grad` on the very batch the student
+trains on (augmented and CutMixed), after re-normalising and resizing that batch to the teacher's
+own preprocessing. The loss mixes the usual target cross-entropy with the teacher's signal:
+
+- soft: `(1 - alpha) * CE(student, targets) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))`
+  (Hinton et al. 2015; DeiT's "soft distillation");
+- hard: `(1 - alpha) * CE(student, targets) + alpha * CE(student, argmax teacher)` (DeiT's "hard
+  distillation"; alpha 0.5 is DeiT's choice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import torch
+import torch.nn.functional as F
+
+from .labels import CLASSES
+from .modeling import preprocessing_config
+
+logger = logging.getLogger(__name__)
+
+DISTILLATION_TYPES = ("soft", "hard")
+METRIC_FILES = ("all_results.json", "eval_results.json")
+
+
+def teacher_metrics(model_dir: str) -> dict:
+    """The teacher's own validation figures (`eval_*` of its all_results.json), or {} if it has none."""
+    for name in METRIC_FILES:
+        path = os.path.join(model_dir, name)
+        if os.path.isfile(path):
+            with open(path) as f:
+                results = json.load(f)
+            keep = ("eval_accuracy", "eval_macro_f1", "eval_balanced_accuracy", "eval_samples")
+            return {k: results[k] for k in keep if k in results}
+    return {}
+
+
+def teacher_record(model_dir: str, model) -> dict:
+    """What a student records of its teacher (train_args.json, config.json, model card)."""
+    return {"path": os.path.abspath(model_dir), "architecture": getattr(model.config, "architecture", None),
+            "validation": teacher_metrics(model_dir)}
+
+
+def load_teacher(model_dir: str, device: torch.device | str = "cpu"):
+    """A frozen eval-mode teacher from a model folder; raises a clear error for anything else."""
+    from transformers import AutoModelForImageClassification
+
+    if not os.path.isdir(model_dir) or not os.path.isfile(os.path.join(model_dir, "config.json")):
+        raise FileNotFoundError(
+            f"--teacher_model {model_dir!r}: not a model folder (expected config.json + model.safetensors written by "
+            "scripts/train.py; train one first, e.g. `accelerate launch scripts/train.py scripts/configs/ferplus_teacher_cpu.yaml`).")
+    teacher = AutoModelForImageClassification.from_pretrained(model_dir)
+    labels = [teacher.config.id2label.get(i) for i in range(teacher.config.num_labels)]
+    if labels != list(CLASSES):
+        raise ValueError(f"--teacher_model {model_dir!r} predicts {labels}; a teacher must predict the seven "
+                         f"canonical classes in order {list(CLASSES)}.")
+    teacher.requires_grad_(False)
+    return teacher.to(device).eval()
+
+
+class TeacherInput:
+    """Turns the student's normalised batch into the teacher's: undo the student's mean/std, apply the
+    teacher's, and resize if the two were trained at different sizes (cheap next to a forward pass)."""
+
+    def __init__(self, student_config, teacher_config):
+        s, t = preprocessing_config(student_config), preprocessing_config(teacher_config)
+        self.size = t["image_size"] if t["image_size"] != s["image_size"] else None
+        view = (1, 3, 1, 1)
+        # x_t = (x_s * std_s + mean_s - mean_t) / std_t  =  x_s * scale + shift
+        std_s, mean_s = torch.tensor(s["std"]).view(view), torch.tensor(s["mean"]).view(view)
+        std_t, mean_t = torch.tensor(t["std"]).view(view), torch.tensor(t["mean"]).view(view)
+        self.scale, self.shift = std_s / std_t, (mean_s - mean_t) / std_t
+        self.identity = bool(torch.allclose(self.scale, torch.ones(view)) and torch.allclose(self.shift, torch.zeros(view)))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.identity:
+            x = x * self.scale.to(x.device, x.dtype) + self.shift.to(x.device, x.dtype)
+        if self.size is not None:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, base_loss: torch.Tensor,
+                      kind: str, alpha: float, temperature: float) -> torch.Tensor:
+    """DeiT's soft or hard distillation objective, mixed with `base_loss` (the student's target loss)."""
+    s, t = student_logits.float(), teacher_logits.float()
+    if kind == "soft":
+        tau = temperature
+        distill = F.kl_div(F.log_softmax(s / tau, -1), F.log_softmax(t / tau, -1), reduction="batchmean",
+                           log_target=True) * tau * tau
+    elif kind == "hard":
+        distill = F.cross_entropy(s, t.argmax(-1))
+    else:
+        raise ValueError(f"distillation_type={kind!r}: expected one of {DISTILLATION_TYPES}.")
+    return (1 - alpha) * base_loss + alpha * distill
