@@ -193,6 +193,19 @@ def _warmup(a: dict) -> str:
     return f"{int(steps)} steps" if isinstance(steps, (int, float)) else NOT_RECORDED
 
 
+def _distillation(a: dict, teacher: dict | None) -> str:
+    """The teacher row of the recipe table: kind, weight, temperature, the teacher and its validation figures."""
+    if not a.get("teacher_model") and not teacher:
+        return "none"
+    teacher = teacher or {}
+    val = teacher.get("validation") or {}
+    scores = (f", its validation accuracy {_f(val['eval_accuracy'])} / macro-F1 {_f(val.get('eval_macro_f1'))}"
+              if "eval_accuracy" in val else ", its validation figures not recorded")
+    return (f"{a.get('distillation_type', NOT_RECORDED)} (alpha {a.get('distillation_alpha', NOT_RECORDED)}, "
+            f"T {a.get('distillation_temperature', NOT_RECORDED)}) from teacher `{teacher.get('architecture', NOT_RECORDED)}` "
+            f"at `{teacher.get('path', a.get('teacher_model'))}`{scores}")
+
+
 def recipe_section(run: dict) -> list[str]:
     a, cfg, state, res = run["args"], run["config"], run["state"], run["results"]
     margs, size = cfg.get("model_args", {}), cfg.get("pretrained_cfg", {}).get("input_size", [None])[-1]
@@ -213,6 +226,8 @@ def recipe_section(run: dict) -> list[str]:
             ["gradient clipping (max norm)", arg("max_grad_norm")], ["label smoothing", arg("label_smoothing_factor")],
             ["CutMix probability / alpha", f"{arg('cutmix_prob')} / {arg('cutmix_alpha')}"],
             ["class-balanced sampling", arg("class_balanced_sampling", lambda v: "yes" if v else "no")],
+            ["training targets", run["data_args"].get("label_mode", "majority") if a else NOT_RECORDED],
+            ["distillation", _distillation(a, cfg.get("fer_teacher"))],
             ["precision", res.get("precision", NOT_RECORDED)], ["seed", arg("seed")]]
     source = run["args_from"] or "config.json and trainer_state.json only (the run recorded no arguments)"
     lines = ["## Training procedure", "", "Fine-tuned with fer-hf's `FerTrainer` (transformers `Trainer`; CutMix and "

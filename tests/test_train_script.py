@@ -10,6 +10,7 @@ import train
 from conftest import ROOT, TINY_MODEL
 from fer_hf.hub import HubUnreachableError
 from fer_hf.labels import CLASSES
+from fer_hf.model_card import build_model_card
 
 
 def quick_args(data, out, *extra):
@@ -66,6 +67,9 @@ def test_teacher_model_on_the_quickstart_recipe(tmp_path, parquet_folder):
     teacher_acc = json.loads((teacher / "all_results.json").read_text())["eval_accuracy"]
     assert recorded["teacher"]["validation"]["eval_accuracy"] == teacher_acc
     assert json.loads((out / "config.json").read_text())["fer_teacher"]["validation"]["eval_accuracy"] == teacher_acc
+    card = str(build_model_card(str(out), "org/student"))
+    assert f"| distillation | hard (alpha 0.5, T 1.0) from teacher `vit_tiny_patch16_224` at `{teacher.resolve()}`" in card
+    assert f"its validation accuracy {teacher_acc:.4f}" in card and "| training targets | majority |" in card
     # resuming reloads the teacher from its folder and goes on to the new end
     train.main(quick_args(parquet_folder, out, "--max_steps", "6", "--save_steps", "2", "--eval_strategy", "no",
                           "--teacher_model", str(teacher), "--resume_from_checkpoint"))
