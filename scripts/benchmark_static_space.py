@@ -1,0 +1,199 @@
+"""Speed of the static Space in headless Chromium, measured by the page itself with performance.now().
+
+    python scripts/benchmark_static_space.py --model outputs/quickstart [--site site] [--output bench_static.json]
+    python scripts/benchmark_static_space.py --site site          # an already built site
+
+Builds the site (scripts/build_static_space.py) unless `--site` holds one, serves it with Python's
+http.server on 127.0.0.1, opens it in headless Chromium with every request to anywhere else blocked
+(and counted), and reports:
+- first prediction: ms from navigation start (the page's time origin) until the first photo's result
+  is on screen, the photo being handed over as soon as the page has loaded: wasm and models loaded,
+  sessions created, decode, detection and classification included. Target: within 3 s.
+- then ms per photo and per face (p50 over `--repeats` runs: decode, YuNet, crops, model, drawing) for a
+  640x480 photo with one face and a 960x640 one with several. Target: under 50 ms a face.
+- the site's size (target: under 25 MB) and the number of blocked outside requests (must be 0).
+Photos are generated (drawn faces from fer_hf/synthetic.py on a plain background); `--screenshot` saves
+the page with a result, as in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a clone without install
+sys.path.append(str(ROOT / "scripts"))
+
+CHROMIUM = os.environ.get("FER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-extensions"]
+LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".js": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream",
+                      ".json": "application/json"}
+
+    def log_message(self, *args):  # keep test and benchmark output readable
+        pass
+
+
+@contextlib.contextmanager
+def serve(site: str | Path):
+    """A plain static file server for `site` on 127.0.0.1 (a free port); yields its URL."""
+    handler = functools.partial(QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def browser_page(playwright, blocked: list[str], viewport=(1200, 900)):
+    """A headless Chromium page whose requests to anything but loopback are aborted and listed in `blocked`."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+
+        def guard(route):
+            url = urlparse(route.request.url)
+            if url.scheme in ("data", "blob") or url.hostname in LOOPBACK:
+                return route.continue_()
+            blocked.append(route.request.url)
+            return route.abort()
+
+        context.route("**/*", guard)
+        yield context.new_page()
+    finally:
+        browser.close()
+
+
+def analyse(page, file: str | Path, timeout_ms: int = 60_000) -> dict:
+    """Give the page one file through its file chooser; wait for its answer. {result, error, timings}."""
+    runs = page.evaluate("window.ferTimings ? window.ferTimings.runs : 0")
+    page.locator("#file").set_input_files(str(file))
+    page.wait_for_function(f"window.ferTimings && window.ferTimings.runs > {runs}", timeout=timeout_ms)
+    return page.evaluate("({result: window.ferResult, error: window.ferError, timings: window.ferTimings})")
+
+
+def scene(faces: list[tuple[str, int, tuple[int, int]]], size=(640, 480), seed: int = 0):
+    """Drawn faces (fer_hf/synthetic.py) pasted on a plain room: a generated photo, no real person."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from fer_hf.synthetic import draw_face
+
+    rng = np.random.default_rng(seed)
+    canvas = Image.new("RGB", size, (196, 206, 218))
+    ImageDraw.Draw(canvas).rectangle([0, int(size[1] * 0.8), size[0], size[1]], fill=(120, 150, 100))
+    for emotion, side, at in faces:
+        canvas.paste(draw_face(emotion, rng, side, True), at)
+    return canvas
+
+
+ONE_FACE = [("happiness", 220, (210, 110))]
+GROUP = [("surprise", 200, (40, 80)), ("sadness", 190, (370, 60)), ("anger", 180, (700, 100)),
+         ("neutral", 150, (250, 360)), ("fear", 150, (560, 380))]
+
+
+def measure(site: Path, photos: dict[str, Path], repeats: int, screenshot: str | None) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    blocked, out = [], {}
+    with serve(site) as url, sync_playwright() as p, browser_page(p, blocked) as page:
+        page.goto(url, wait_until="load")
+        first = analyse(page, photos["one_face"])  # handed over at the load event, models possibly still loading
+        t = first["timings"]
+        out["first_prediction_ms"] = t["first_result_ms"]
+        out["models_ready_ms"] = t["models_ready_ms"]
+        out["first_faces"] = len(first["result"]["faces"])
+        for name, photo in photos.items():
+            runs = [analyse(page, photo)["timings"]["last"] for _ in range(repeats)]
+            faces = runs[-1]["faces"]
+            p50 = {k: statistics.median(r[k] for r in runs) for k in ("decode_ms", "detect_ms", "classify_ms",
+                                                                       "render_ms", "total_ms")}
+            out[name] = {"faces": faces, "size": [runs[-1]["width"], runs[-1]["height"]], **p50,
+                         "ms_per_face": p50["total_ms"] / max(1, faces)}
+        if screenshot:
+            analyse(page, photos["group"])
+            save_screenshot(page, screenshot)
+    out["blocked_requests"] = blocked
+    return out
+
+
+def save_screenshot(page, path: str, max_bytes: int = 300_000) -> None:
+    """A PNG of the page, palette-quantised if needed to stay under `max_bytes` (for the README)."""
+    from PIL import Image
+
+    page.screenshot(path=path, full_page=True)
+    if os.path.getsize(path) > max_bytes:
+        Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)
+
+
+def site_size_mb(site: Path) -> float:
+    return sum(p.stat().st_size for p in site.rglob("*") if p.is_file()) / 1e6
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="model folder or .onnx file to build the site from")
+    p.add_argument("--site", default=None, help="the site folder (built here when --model is given)")
+    p.add_argument("--fp32", action="store_true")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--output", default=None, help="JSON file for the figures")
+    p.add_argument("--screenshot", default=None, help="PNG of the page with the group photo's result")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.model and not args.site:
+        raise SystemExit("give --model (to build a site) or --site (a built one)")
+    with tempfile.TemporaryDirectory(prefix="fer_static_bench_") as tmp:
+        site = Path(args.site or Path(tmp) / "site")
+        if args.model:
+            import build_static_space
+
+            build_static_space.main(["--model", args.model, "--output_dir", str(site), "--overwrite"]
+                                    + (["--fp32"] if args.fp32 else []))
+        photos = {"one_face": Path(tmp) / "one_face.png", "group": Path(tmp) / "group.png"}
+        scene(ONE_FACE).save(photos["one_face"])
+        scene(GROUP, size=(960, 640), seed=1).save(photos["group"])
+        result = {"site": str(site), "site_size_mb": round(site_size_mb(site), 2),
+                  **measure(site, photos, args.repeats, args.screenshot)}
+    one, group = result["one_face"], result["group"]
+    result["targets"] = {"first_prediction_within_3s": result["first_prediction_ms"] <= 3000,
+                         "under_50ms_a_face": max(one["ms_per_face"], group["ms_per_face"]) < 50,
+                         "site_under_25mb": result["site_size_mb"] < 25, "no_outside_requests": not result["blocked_requests"]}
+    print(f"site: {result['site_size_mb']:.1f} MB (target < 25)")
+    print(f"first prediction: {result['first_prediction_ms']:.0f} ms after navigation start (models ready at "
+          f"{result['models_ready_ms']:.0f} ms; target <= 3000)")
+    for name in ("one_face", "group"):
+        r = result[name]
+        print(f"{name} {r['size'][0]}x{r['size'][1]}, {r['faces']} face(s): {r['total_ms']:.1f} ms a photo p50 "
+              f"(decode {r['decode_ms']:.1f}, detect {r['detect_ms']:.1f}, crop+model {r['classify_ms']:.1f}, "
+              f"draw {r['render_ms']:.1f}), {r['ms_per_face']:.1f} ms a face (target < 50)")
+    print(f"outside requests blocked: {len(result['blocked_requests'])}; targets: {result['targets']}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

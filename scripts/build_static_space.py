@@ -1,0 +1,265 @@
+"""Build the static Space: the whole demo as a self-contained web site that runs in the browser.
+
+    python scripts/build_static_space.py --model outputs/quickstart --output_dir site [--fp32]
+    python scripts/build_static_space.py --model outputs/quickstart --output_dir site --push_to_hub USER/NAME
+    python -m http.server -d site 8000        # then open http://127.0.0.1:8000
+
+The site (about 21 MB with an int8 ViT-Tiny) holds:
+- the page (index.html, app.js, fer.js, style.css from static_space/); fer.js does fer_hf's own pre- and
+  post-processing, so a photo gets the same faces and scores as `scripts/predict.py` with the same ONNX file;
+- model.onnx: exported by scripts/export_onnx.py (int8 by default, --fp32 for the float graph; an
+  existing .onnx export is copied as it is), and preprocessing.json: its labels, input size, mean, std,
+  calibration temperature, and the detector and crop settings of fer_hf.faces;
+- yunet.onnx: the YuNet face detector (MIT) with its input height and width made dynamic, which
+  OpenCV's runtime allows and onnxruntime needs;
+- ort/: ONNX Runtime Web's CPU (wasm) build, from the npm package pinned in static_space/package-lock.json,
+  installed with `npm ci` into a cache folder once (no CDN at run time, nothing else copied);
+- README.md: the Spaces header (`sdk: static`) and a model card (training data, measured accuracy).
+`--push_to_hub` checks the Hub and a token before building, then uploads the folder as one commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a clone without install
+sys.path.append(str(ROOT / "scripts"))  # export_onnx; appended: scripts/evaluate.py must not shadow `evaluate`
+
+WEB = ROOT / "static_space"
+WEB_FILES = ("index.html", "app.js", "fer.js", "style.css")
+ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # the CPU build only
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+YUNET_OUTPUTS = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32)]
+MAX_BYTES, MAX_PIXELS = 20 * 2**20, 40_000_000  # the Gradio Space's upload limits
+SIZE_LIMIT_MB = 25
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="a trained model folder, or an .onnx file from scripts/export_onnx.py")
+    p.add_argument("--output_dir", required=True, help="the site folder to write")
+    p.add_argument("--fp32", action="store_true", help="ship the fp32 graph instead of the int8 one (about 4x larger)")
+    p.add_argument("--yunet_model", default=None, help="the YuNet ONNX file (default: the package's, FER_YUNET_PATH, "
+                   "the fer_hf cache, or ../shared/models/yunet)")
+    p.add_argument("--ort_dist", default=None, help="an onnxruntime-web dist/ folder to copy from instead of `npm ci`")
+    p.add_argument("--eval_dir", action="append", default=[], help="scripts/evaluate.py output folder(s) for the card")
+    p.add_argument("--num_images", type=int, default=50, help="synthetic faces for the export's parity check")
+    p.add_argument("--title", default="Facial expression recognition")
+    p.add_argument("--overwrite", action="store_true", help="replace an output_dir this script built before")
+    p.add_argument("--push_to_hub", default=None, metavar="USER/NAME", help="upload the site as this static Space")
+    p.add_argument("--private", action="store_true")
+    return p.parse_args(argv)
+
+
+def yunet_source(path: str | None = None) -> Path:
+    """The YuNet file: the argument, the package's own copy, fer_hf.faces' lookup (FER_YUNET_PATH, the
+    verified cache; no download offline), else the shared test asset next to this repository."""
+    if path:
+        return Path(path)
+    from fer_hf import faces
+
+    packaged = sorted(Path(faces.__file__).parent.rglob(getattr(faces, "YUNET_FILE", YUNET_FILE)))
+    if packaged:
+        return packaged[0]
+    try:
+        return Path(faces.yunet_path())
+    except (OSError, ValueError):
+        shared = ROOT.parent / "shared" / "models" / "yunet" / YUNET_FILE
+        if shared.is_file():
+            return shared
+        raise FileNotFoundError(f"no YuNet model found: pass --yunet_model or set FER_YUNET_PATH (tried {shared})")
+
+
+def _default(fn, name: str, fallback):
+    param = inspect.signature(fn).parameters.get(name)
+    return fallback if param is None or param.default is inspect.Parameter.empty else param.default
+
+
+def detection_settings(yunet: Path) -> dict:
+    """How fer_hf detects and crops, read from fer_hf itself (a YuNetDetector instance, the defaults of
+    EmotionRecognizer), so that the page keeps doing what scripts/predict.py does. fer.js applies them;
+    tests/test_static_space.py compares the two on generated photos."""
+    from fer_hf import faces
+    from fer_hf.inference import EmotionRecognizer
+
+    det = faces.YuNetDetector(str(yunet))
+    finds_px, min_face = getattr(det, "finds_px", None), getattr(det, "min_face", None)
+    return {"detector": {
+                "file": "yunet.onnx",
+                "score_threshold": float(getattr(det, "score_threshold", _default(faces.YuNetDetector, "score_threshold", 0.6))),
+                "nms_threshold": float(getattr(det, "nms_threshold", _default(faces.YuNetDetector, "nms_threshold", 0.3))),
+                "top_k": 5000,  # what YuNetDetector passes to cv2.FaceDetectorYN.create
+                "max_side": int(det.max_side),  # FER_DETECT_MAX_SIDE is read here, at build time
+                # the photo is not shrunk below the scale that keeps a `min_face` face at `finds_px` ...
+                "min_scale": finds_px / min_face if finds_px and min_face else 0.0,
+                # ... unless it would stay over this long side (faces.detection_scale)
+                "max_detect_side": getattr(faces, "MAX_DETECT_SIDE", None)},
+            "margin": float(_default(EmotionRecognizer.__init__, "margin", 0.2))}
+
+
+def write_dynamic_yunet(src: Path, dst: Path) -> None:
+    """YuNet's graph is fully convolutional (reshapes use -1), but the file fixes its input at 640x640;
+    OpenCV ignores that, onnxruntime does not. Free the height and width so that, like
+    cv2.FaceDetectorYN, the page feeds the image padded only to a multiple of 32."""
+    import onnx
+
+    model = onnx.load(str(src))
+    names = [o.name for o in model.graph.output]
+    if model.graph.input[0].name != "input" or sorted(names) != sorted(YUNET_OUTPUTS):
+        raise ValueError(f"{src} is not the YuNet 2023mar model (outputs {names}; expected {YUNET_OUTPUTS})")
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for i, name in ((2, "height"), (3, "width")):
+        dims[i].ClearField("dim_value")
+        dims[i].dim_param = name
+    for out in model.graph.output:
+        out.type.tensor_type.shape.dim[1].ClearField("dim_value")
+        out.type.tensor_type.shape.dim[1].dim_param = "anchors"
+    del model.graph.value_info[:]  # inferred 640x640 shapes would contradict the free ones
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
+def ort_dist(given: str | None) -> Path:
+    """onnxruntime-web's dist/ folder: given, or `npm ci` of static_space/'s lock file into the cache."""
+    if given:
+        dist = Path(given)
+    else:
+        lock = json.loads((WEB / "package-lock.json").read_text())
+        version = lock["packages"]["node_modules/onnxruntime-web"]["version"]
+        base = Path(os.environ.get("FER_HF_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer_hf")
+        prefix = base / f"onnxruntime-web-{version}"
+        dist = prefix / "node_modules" / "onnxruntime-web" / "dist"
+        if not all((dist / f).is_file() for f in ORT_FILES):
+            npm = shutil.which("npm")
+            if npm is None:
+                raise RuntimeError("npm is needed once to fetch onnxruntime-web (apt-get install npm), or pass --ort_dist")
+            prefix.mkdir(parents=True, exist_ok=True)
+            for name in ("package.json", "package-lock.json"):
+                shutil.copy(WEB / name, prefix / name)
+            print(f"installing onnxruntime-web {version} from the npm registry into {prefix}")
+            run = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+                                 cwd=prefix, capture_output=True, text=True)
+            if run.returncode:
+                raise RuntimeError(f"`npm ci` for onnxruntime-web {version} failed (is the npm registry reachable?):\n"
+                                   f"{run.stderr.strip()[-2000:]}\nPass --ort_dist DIR with an unpacked dist/ instead.")
+    missing = [f for f in ORT_FILES if not (dist / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{dist} lacks {missing}: expected onnxruntime-web's dist/ folder")
+    return dist
+
+
+def export_model(model: str, fp32: bool, num_images: int, work: Path) -> tuple[Path, dict]:
+    """(ONNX file, export results) through scripts/export_onnx.py; an .onnx file is taken as it is."""
+    if model.endswith(".onnx"):
+        if not os.path.isfile(model):
+            raise FileNotFoundError(f"ONNX model {model!r} does not exist")
+        return Path(model), {}
+    import export_onnx
+
+    argv = ["--model", model, "--output", str(work / "model.onnx"), "--num_images", str(max(1, num_images))]
+    result = export_onnx.main(argv + ([] if fp32 else ["--quantize", "int8"]))
+    return Path(result["files"]["fp32" if fp32 else "int8"]), result
+
+
+def onnx_metadata(path: Path) -> dict:
+    """The inference settings scripts/export_onnx.py stores in the file (labels, size, mean, std, temperature)."""
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if "fer_hf" not in props:
+        raise ValueError(f"{path} has no 'fer_hf' metadata: export it with scripts/export_onnx.py")
+    return json.loads(props["fer_hf"])
+
+
+def is_quantized(path: Path) -> bool:
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    return bool(ops & {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv"})
+
+
+def check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"--output_dir {str(out)!r} is not empty; pass --overwrite to replace a site built before")
+        if not (out / "preprocessing.json").is_file():
+            raise FileExistsError(f"--output_dir {str(out)!r} does not look like a site this script built; not replacing it")
+        shutil.rmtree(out)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.push_to_hub:  # before the build: fail in seconds, not after it
+        check_hub(args.push_to_hub)
+    out = Path(args.output_dir)
+    check_target(out, args.overwrite)
+    dist = ort_dist(args.ort_dist)
+    with tempfile.TemporaryDirectory(prefix="fer_static_") as tmp:
+        onnx_path, export = export_model(args.model, args.fp32, args.num_images, Path(tmp))
+        meta = onnx_metadata(onnx_path)
+        (out / "ort").mkdir(parents=True)
+        shutil.copy(onnx_path, out / "model.onnx")
+    for name in ORT_FILES:
+        shutil.copy(dist / name, out / "ort" / name)
+    if (dist.parent / "LICENSE").is_file():
+        shutil.copy(dist.parent / "LICENSE", out / "ort" / "LICENSE")
+    for name in WEB_FILES:
+        shutil.copy(WEB / name, out / name)
+    precision = "int8" if is_quantized(out / "model.onnx") else "fp32"
+    yunet = yunet_source(args.yunet_model)
+    config = {"labels": meta["labels"], "image_size": meta["image_size"], "mean": meta["mean"], "std": meta["std"],
+              "calibration_temperature": meta.get("calibration_temperature"), "architecture": meta.get("architecture"),
+              "model_file": "model.onnx", "precision": precision, **detection_settings(yunet),
+              "max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS}
+    write_dynamic_yunet(yunet, out / "yunet.onnx")
+    for licence in sorted(yunet.parent.glob("LICENSE*yunet*"))[:1]:  # the package ships YuNet's MIT licence
+        shutil.copy(licence, out / "LICENSE-yunet.txt")
+    (out / "preprocessing.json").write_text(json.dumps(config, indent=2) + "\n")
+    from fer_hf.space_card import write_readme
+
+    write_readme(out, args.model, args.title, config, export, args.eval_dir)
+    files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+    total_mb = sum(files.values()) / 1e6
+    result = {"output_dir": str(out), "files": files, "size_mb": round(total_mb, 2), "precision": precision,
+              "under_size_limit": total_mb < SIZE_LIMIT_MB, "export": {k: v for k, v in export.items() if k != "files"}}
+    print(f"static site in {out}: {len(files)} files, {total_mb:.1f} MB (limit {SIZE_LIMIT_MB} MB)")
+    for name, size in files.items():
+        print(f"  {size / 1e6:8.3f} MB  {name}")
+    if args.push_to_hub:
+        result["commit_url"] = upload(out, args.push_to_hub, args.private)
+    return result
+
+
+def check_hub(repo_id: str) -> None:
+    from fer_hf.hub import require_hub, require_token
+
+    later = (f"Build without --push_to_hub and upload the folder later from a machine that reaches the Hub: "
+             f"`hf upload {repo_id} SITE --repo-type space`.")
+    require_hub(f"publishing the static Space {repo_id!r}", later)
+    require_token(later)
+
+
+def upload(site: Path, repo_id: str, private: bool) -> str:
+    from huggingface_hub import HfApi
+
+    from fer_hf.hub import require_token
+
+    api = HfApi(token=require_token(""))
+    api.create_repo(repo_id, repo_type="space", space_sdk="static", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, repo_type="space", folder_path=str(site),
+                             commit_message="Upload the fer-hf static Space")
+    print(f"uploaded: {info.commit_url}")
+    return info.commit_url
+
+
+if __name__ == "__main__":
+    main()
