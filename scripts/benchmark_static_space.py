@@ -46,14 +46,27 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
                       ".js": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream",
                       ".json": "application/json"}
 
+    isolated = False
+
+    def end_headers(self):
+        if self.isolated:  # what the Space's `custom_headers` send: cross-origin isolation, so wasm may use threads
+            for key, value in ISOLATION_HEADERS.items():
+                self.send_header(key, value)
+        super().end_headers()
+
     def log_message(self, *args):  # keep test and benchmark output readable
         pass
 
 
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
+                     "Cross-Origin-Resource-Policy": "cross-origin"}
+
+
 @contextlib.contextmanager
-def serve(site: str | Path):
-    """A plain static file server for `site` on 127.0.0.1 (a free port); yields its URL."""
-    handler = functools.partial(QuietHandler, directory=str(site))
+def serve(site: str | Path, isolated: bool = False):
+    """A plain static file server for `site` on 127.0.0.1 (a free port); yields its URL. `isolated` adds the
+    cross-origin isolation headers (as the Space's README asks Hugging Face to send)."""
+    handler = functools.partial(type("Handler", (QuietHandler,), {"isolated": isolated}), directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -65,9 +78,9 @@ def serve(site: str | Path):
 
 
 @contextlib.contextmanager
-def browser_page(playwright, blocked: list[str], viewport=(1200, 900)):
+def browser_page(playwright, blocked: list[str], viewport=(1200, 900), args: tuple = ()):
     """A headless Chromium page whose requests to anything but loopback are aborted and listed in `blocked`."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(args))
     try:
         context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
 
@@ -112,17 +125,18 @@ GROUP = [("surprise", 200, (40, 80)), ("sadness", 190, (370, 60)), ("anger", 180
          ("neutral", 150, (250, 360)), ("fear", 150, (560, 380))]
 
 
-def measure(site: Path, photos: dict[str, Path], repeats: int, screenshot: str | None) -> dict:
+def measure(site: Path, photos: dict[str, Path], repeats: int, screenshot: str | None, isolated: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     blocked, out = [], {}
-    with serve(site) as url, sync_playwright() as p, browser_page(p, blocked) as page:
+    with serve(site, isolated) as url, sync_playwright() as p, browser_page(p, blocked) as page:
         page.goto(url, wait_until="load")
         first = analyse(page, photos["one_face"])  # handed over at the load event, models possibly still loading
         t = first["timings"]
         out["first_prediction_ms"] = t["first_result_ms"]
         out["models_ready_ms"] = t["models_ready_ms"]
         out["first_faces"] = len(first["result"]["faces"])
+        out["threads"] = page.evaluate("window.ferTimings.threads")
         for name, photo in photos.items():
             runs = [analyse(page, photo)["timings"]["last"] for _ in range(repeats)]
             faces = runs[-1]["faces"]

@@ -10,7 +10,7 @@ ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardw
 
 const $ = (id) => document.getElementById(id);
 const NO_FACE = "No face found, so this is the prediction for the whole image (tick 'faces are already cropped' for crops).";
-const timings = (window.ferTimings = { runs: 0 });
+const timings = (window.ferTimings = { runs: 0, threads: ort.env.wasm.numThreads });
 window.ferResult = null;
 window.ferError = null;
 
@@ -18,6 +18,7 @@ class UserError extends Error {}
 
 const ready = FerPipeline.create(ort, '.').then((pipeline) => {
   timings.models_ready_ms = performance.now();
+  Object.assign(timings, pipeline.loadTimings);
   const c = pipeline.config;
   $('status').textContent = 'Ready. Choose, drop or paste a photo, or start the webcam.';
   $('about').textContent = `Model: ${c.architecture || 'fer-hf'} (${c.precision} ONNX, ${c.image_size} px input), ` +
@@ -116,7 +117,7 @@ async function analyse(blob, name) {
     const out = await pipeline.recognize(image.rgb, image.w, image.h, { detect: !$('cropped').checked });
     const t3 = performance.now();
     publish(out, image);
-    timings.last = { wait_ms: t1 - t0, decode_ms: t2 - t1, ...out.timings, render_ms: performance.now() - t3,
+    timings.last = { wait_ms: t1 - t0, ...out.timings, decode_ms: t2 - t1, render_ms: performance.now() - t3,
                      total_ms: performance.now() - t1, faces: out.faces.length, width: image.w, height: image.h };
     image.source.close?.();
   } catch (err) {

@@ -207,3 +207,42 @@ def test_an_onnx_file_builds_a_site_with_its_metadata(site, tmp_path):
     assert result["precision"] == "int8" and config["labels"] == list(CLASSES)
     assert np.isclose(config["calibration_temperature"], 1.3)
     assert (tmp_path / "s2" / "model.onnx").read_bytes() == (root / "site" / "model.onnx").read_bytes()
+
+
+@needs_chromium
+def test_paste_drop_and_webcam(site, photos):
+    """The other ways in: a pasted image, a dropped file, and the webcam (Chromium's fake camera: a test
+    pattern without faces, so the whole-frame prediction)."""
+    import base64
+
+    from playwright.sync_api import expect, sync_playwright
+
+    root, _ = site
+    blocked = []
+    fake_camera = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream")
+    data = base64.b64encode(photos["group"].read_bytes()).decode()
+    give = """([data, how]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'group.png', { type: 'image/png' }));
+        if (how === 'paste') window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt }));
+        else document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true }));
+    }"""
+    with bench.serve(root / "site") as url, sync_playwright() as p, bench.browser_page(p, blocked, args=fake_camera) as page:
+        page.goto(url, wait_until="load")
+        expected = predict_py(root, photos["group"])
+        for how in ("paste", "drop"):
+            runs = page.evaluate("window.ferTimings.runs")
+            page.evaluate(give, [data, how])
+            page.wait_for_function(f"window.ferTimings.runs > {runs}", timeout=60_000)
+            result = page.evaluate("window.ferResult")
+            assert result is not None and len(result["faces"]) == len(expected), how
+            assert [f["emotion"] for f in result["faces"]] == [line["emotion"] for line in expected], how
+        page.evaluate("window.ferResult = null")
+        page.locator("#webcam").click()
+        expect(page.locator("#webcam")).to_have_text("Stop webcam", timeout=30_000)
+        page.wait_for_function("window.ferResult !== null", timeout=60_000)
+        check_shape(page.evaluate("window.ferResult"))
+        page.locator("#webcam").click()
+        expect(page.locator("#webcam")).to_have_text("Start webcam")
+    assert not blocked, blocked
