@@ -166,7 +166,7 @@ def export_model(model: str, fp32: bool, num_images: int, work: Path) -> tuple[P
     import export_onnx
 
     argv = ["--model", model, "--output", str(work / "model.onnx"), "--num_images", str(max(1, num_images))]
-    result = export_onnx.main(argv + ([] if fp32 else ["--quantize", "int8"]))
+    result = export_onnx.main(argv + ([] if fp32 else ["--quantize", "int8", "--reduce_range"]))
     return Path(result["files"]["fp32" if fp32 else "int8"]), result
 
 
@@ -188,6 +188,8 @@ def is_quantized(path: Path) -> bool:
 
 
 def check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--output_dir {str(out)!r} is a file; expected a folder for the site")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"--output_dir {str(out)!r} is not empty; pass --overwrite to replace a site built before")
@@ -196,37 +198,45 @@ def check_target(out: Path, overwrite: bool) -> None:
         shutil.rmtree(out)
 
 
+def build(args, site: Path, work: Path) -> tuple[str, dict]:
+    """Write every file of the site into `site`; (the model's precision, the export's results)."""
+    dist = ort_dist(args.ort_dist)
+    onnx_path, export = export_model(args.model, args.fp32, args.num_images, work)
+    meta = onnx_metadata(onnx_path)
+    (site / "ort").mkdir(parents=True)
+    shutil.copy(onnx_path, site / "model.onnx")
+    for name in ORT_FILES:
+        shutil.copy(dist / name, site / "ort" / name)
+    for name in WEB_FILES:
+        shutil.copy(WEB / name, site / name)
+    yunet = yunet_source(args.yunet_model)
+    write_dynamic_yunet(yunet, site / "yunet.onnx")
+    for licence in sorted(yunet.parent.glob("LICENSE*yunet*"))[:1]:  # the package ships YuNet's MIT licence
+        shutil.copy(licence, site / "LICENSE-yunet.txt")
+    precision = "int8" if is_quantized(site / "model.onnx") else "fp32"
+    config = {"labels": meta["labels"], "image_size": meta["image_size"], "mean": meta["mean"], "std": meta["std"],
+              "calibration_temperature": meta.get("calibration_temperature"), "architecture": meta.get("architecture"),
+              "model_file": "model.onnx", "precision": precision, **detection_settings(yunet),
+              "max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS}
+    (site / "preprocessing.json").write_text(json.dumps(config, indent=2) + "\n")
+    from fer_hf.space_card import write_readme
+
+    write_readme(site, args.model, args.title, config, export, args.eval_dir)
+    return precision, export
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.push_to_hub:  # before the build: fail in seconds, not after it
         check_hub(args.push_to_hub)
     out = Path(args.output_dir)
     check_target(out, args.overwrite)
-    dist = ort_dist(args.ort_dist)
-    with tempfile.TemporaryDirectory(prefix="fer_static_") as tmp:
-        onnx_path, export = export_model(args.model, args.fp32, args.num_images, Path(tmp))
-        meta = onnx_metadata(onnx_path)
-        (out / "ort").mkdir(parents=True)
-        shutil.copy(onnx_path, out / "model.onnx")
-    for name in ORT_FILES:
-        shutil.copy(dist / name, out / "ort" / name)
-    if (dist.parent / "LICENSE").is_file():
-        shutil.copy(dist.parent / "LICENSE", out / "ort" / "LICENSE")
-    for name in WEB_FILES:
-        shutil.copy(WEB / name, out / name)
-    precision = "int8" if is_quantized(out / "model.onnx") else "fp32"
-    yunet = yunet_source(args.yunet_model)
-    config = {"labels": meta["labels"], "image_size": meta["image_size"], "mean": meta["mean"], "std": meta["std"],
-              "calibration_temperature": meta.get("calibration_temperature"), "architecture": meta.get("architecture"),
-              "model_file": "model.onnx", "precision": precision, **detection_settings(yunet),
-              "max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS}
-    write_dynamic_yunet(yunet, out / "yunet.onnx")
-    for licence in sorted(yunet.parent.glob("LICENSE*yunet*"))[:1]:  # the package ships YuNet's MIT licence
-        shutil.copy(licence, out / "LICENSE-yunet.txt")
-    (out / "preprocessing.json").write_text(json.dumps(config, indent=2) + "\n")
-    from fer_hf.space_card import write_readme
-
-    write_readme(out, args.model, args.title, config, export, args.eval_dir)
+    with tempfile.TemporaryDirectory(prefix="fer_static_") as tmp:  # built aside, moved in whole: no half sites
+        precision, export = build(args, Path(tmp) / "site", Path(tmp))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            out.rmdir()  # empty (check_target)
+        shutil.move(str(Path(tmp) / "site"), str(out))
     files = {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
     total_mb = sum(files.values()) / 1e6
     result = {"output_dir": str(out), "files": files, "size_mb": round(total_mb, 2), "precision": precision,
