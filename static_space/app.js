@@ -15,6 +15,7 @@ window.ferResult = null;
 window.ferError = null;
 
 class UserError extends Error {}
+let stream = null;  // the webcam's MediaStream while it is on
 
 const ready = FerPipeline.create(ort, '.').then((pipeline) => {
   timings.models_ready_ms = performance.now();
@@ -22,7 +23,7 @@ const ready = FerPipeline.create(ort, '.').then((pipeline) => {
   const c = pipeline.config;
   $('status').textContent = 'Ready. Choose, drop or paste a photo, or start the webcam.';
   $('about').textContent = `Model: ${c.architecture || 'fer-hf'} (${c.precision} ONNX, ${c.image_size} px input), ` +
-    `${c.labels.length} classes; faces found with YuNet at up to ${c.detector.max_side} px. ` +
+    `${c.labels.length} classes; faces found with YuNet (photos shrunk towards ${c.detector.max_side} px). ` +
     `Details in this Space's README (model card).`;
   document.body.dataset.state = 'ready';
   return pipeline;
@@ -107,6 +108,7 @@ function show(message, state) {
 
 // One photo (File or Blob) through the whole pipeline.
 async function analyse(blob, name) {
+  if (stream) stopWebcam();  // a photo replaces the live view
   const t0 = performance.now();
   document.body.dataset.state = 'busy';
   try {
@@ -160,7 +162,6 @@ window.addEventListener('paste', (e) => {
   if (item) { e.preventDefault(); analyse(item.getAsFile(), 'the pasted image'); }
 });
 
-let stream = null;
 async function webcamLoop(pipeline) {
   const video = $('video');
   while (stream) {
@@ -174,12 +175,17 @@ async function webcamLoop(pipeline) {
   }
 }
 
+function stopWebcam() {
+  stream.getTracks().forEach((t) => t.stop());
+  stream = null;
+  $('webcam').textContent = 'Start webcam';
+  $('webcam').classList.remove('on');
+}
+
 $('webcam').addEventListener('click', async () => {
   const button = $('webcam'), video = $('video');
   if (stream) {
-    stream.getTracks().forEach((t) => t.stop());
-    stream = null;
-    button.textContent = 'Start webcam'; button.classList.remove('on');
+    stopWebcam();
     return;
   }
   try {

@@ -52,7 +52,8 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Generated photos: drawn faces on a plain room (fer_hf/synthetic.py), sizes that are shrunk for detection
-    by non-integer factors, the astronaut photo from scikit-image when it is installed, an empty scene, a non-image."""
+    by non-integer factors, JPEGs (one with an EXIF rotation), the astronaut photo from scikit-image when it is installed, an empty scene, a
+    non-image."""
     folder = tmp_path_factory.mktemp("photos")
     scenes = {"one_face": bench.scene(bench.ONE_FACE),
               "group": bench.scene(bench.GROUP, size=(960, 640), seed=1),
@@ -72,6 +73,12 @@ def photos(tmp_path_factory):
     for name, image in scenes.items():
         image.save(folder / f"{name}.png")
         files[name] = folder / f"{name}.png"
+    scenes["group"].save(folder / "group.jpg", quality=88)  # JPEG: the browser's decoder against Pillow's
+    files["group_jpeg"] = folder / "group.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a phone photo stored sideways: both sides must turn it upright before detecting
+    scenes["one_face"].transpose(Image.Transpose.ROTATE_90).save(folder / "sideways.jpg", quality=90, exif=exif)
+    files["sideways_jpeg"] = folder / "sideways.jpg"
     (folder / "bad.png").write_bytes(b"this is not an image at all")
     files["bad"] = folder / "bad.png"
     return files
