@@ -142,6 +142,11 @@ class FerTrainer(Trainer):
         if a.teacher_model:
             self.teacher = load_teacher(a.teacher_model, self.args.device)
             self.teacher_input = TeacherInput(self.model.config, self.teacher.config)
+            # DeiT's distillation token (timm `deit_*_distilled_*`): in training the network returns (class-token
+            # logits, distillation-token logits); the first learns the targets, the second the teacher. In eval
+            # mode timm averages the two heads, so the saved folder predicts like any other.
+            if hasattr(self.model.timm_model, "set_distilled_training"):
+                self.model.timm_model.set_distilled_training(True)
             logger.info("Distilling from %s (%s, %s, alpha %g, T %g)", a.teacher_model, self.teacher.config.architecture,
                         a.distillation_type, a.distillation_alpha, a.distillation_temperature)
 
@@ -187,13 +192,15 @@ class FerTrainer(Trainer):
             pixel_values, targets = self.training_targets(pixel_values, labels, inputs.get("soft_labels"))
         outputs = model(pixel_values=pixel_values)
         logits = outputs.logits
+        # a distillation token's head (DeiT) learns the teacher; without one, the same logits learn both
+        logits, distill_logits = logits if isinstance(logits, tuple) else (logits, logits)
         if len(labels) == 0:  # every image of the batch was unreadable
             loss = logits.sum() * 0.0
         elif model.training:
             loss = soft_cross_entropy(logits, targets)
             if self.teacher is not None:
                 a = self.args
-                loss = distillation_loss(logits, self.teacher_logits(pixel_values), loss, a.distillation_type,
+                loss = distillation_loss(distill_logits, self.teacher_logits(pixel_values), loss, a.distillation_type,
                                          a.distillation_alpha, a.distillation_temperature)
         else:  # evaluation is never mixed nor smoothed: the plain loss users compare across runs
             loss = F.cross_entropy(logits.float(), labels)

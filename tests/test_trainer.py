@@ -152,3 +152,23 @@ def test_bad_teacher_and_distillation_settings_are_named(tmp_path):
         FerTrainingArguments(output_dir=str(tmp_path), distillation_type="medium")
     with pytest.raises(ValueError, match="distillation_alpha"):
         FerTrainingArguments(output_dir=str(tmp_path), distillation_alpha=1.5)
+
+
+def test_distillation_token_head_learns_the_teacher(tmp_path):
+    """DeiT's distilled ViT: the class token learns the targets, the distillation token the teacher."""
+    args = FerTrainingArguments(output_dir=str(tmp_path / "s"), report_to=[], teacher_model=str(_teacher_folder(tmp_path)),
+                                distillation_alpha=1.0)
+    model = build_model(ModelArguments(architecture="deit_tiny_distilled_patch16_224", init_from="none", image_size=32,
+                                       patch_size=8, model_args='{"depth": 1}'))
+    trainer = FerTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"label": [0, 1]}))
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    model.train()
+    cls_logits, dist_logits = model(pixel_values=x).logits
+    loss = trainer.compute_loss(model, {"pixel_values": x, "labels": y})
+    loss.backward()  # alpha 1: only the distillation head (and the shared trunk) gets a gradient
+    head, head_dist = model.timm_model.head.weight.grad, model.timm_model.head_dist.weight.grad
+    assert (head is None or head.abs().sum() == 0) and head_dist.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        single = model(pixel_values=x).logits  # eval: one tensor, the two heads averaged
+    assert torch.is_tensor(single) and single.shape == (4, 7)
