@@ -2,11 +2,16 @@
 
 YuNet (Wu et al., "YuNet: A Tiny Millisecond-level Face Detector", MIR 2023; OpenCV Zoo, MIT) runs
 through `cv2.FaceDetectorYN` and gives a box, a score and five landmarks (eyes, nose, mouth corners)
-per face. Its 230 kB ONNX file is taken from, in order: the `path` argument, `FER_YUNET_PATH`, the
-cache (`~/.cache/fer_hf`, verified by sha256), or its public home (downloaded once, verified, cached).
-Offline (`HF_HUB_OFFLINE=1` or `FER_OFFLINE=1`, or no network) the fetch fails in seconds and
-`detector="auto"` falls back to OpenCV's bundled Haar cascade (Viola & Jones, CVPR 2001), which needs
-no download but finds fewer faces and gives no landmarks.
+per face. Its 232 kB ONNX file ships inside this package (`fer_hf/assets/`, MIT licence in
+`LICENSE-yunet.txt`), so faces are found offline with no download; a `path` argument or
+`FER_YUNET_PATH` points at another copy. `fetch_yunet()` still downloads it (sha256-verified, cached in
+`~/.cache/fer_hf`) for an install whose package data was stripped. If YuNet cannot be loaded at all,
+`detector="auto"` falls back to OpenCV's bundled Haar cascade (Viola & Jones, CVPR 2001), which gives
+no landmarks and misses tilted faces (scripts/benchmark_detection.py measures both).
+
+Detection resolution: a photo is shrunk towards `max_side` on its long side (speed), but never by more
+than the factor that keeps a `min_face`-pixel face (default 40) at the size the detector still finds
+reliably (YuNet ~30 px, Haar ~36 px: measured by the benchmark), and never beyond `MAX_DETECT_SIDE`.
 
 Crops follow the look of FER datasets: a square around the face box with a margin (hair, chin),
 clipped to the image; optionally rotated so that the eyes are level (YuNet landmarks only).
@@ -34,6 +39,9 @@ YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_URL = f"https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/{YUNET_FILE}"
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 MAX_DOWNLOAD_BYTES = 10 * 2**20  # the file is 232,589 bytes; anything far bigger is not it
+BUNDLED_YUNET = Path(__file__).resolve().parent / "assets" / YUNET_FILE
+MIN_FACE = 40  # px: the smallest face (width, in the photo) detection is tuned to keep
+MAX_DETECT_SIDE = 1920  # px: huge photos are still shrunk to this on the long side
 
 
 class FetchError(OSError):
@@ -103,14 +111,25 @@ def fetch(url: str, dest: Path, sha256: str, timeout: float = 10.0) -> Path:
             os.unlink(tmp)
 
 
-def yunet_path(path: str | os.PathLike | None = None, url: str = YUNET_URL, timeout: float = 10.0) -> Path:
-    """The YuNet ONNX file: `path`, `$FER_YUNET_PATH`, the verified cache, or a verified download."""
+def yunet_path(path: str | os.PathLike | None = None) -> Path:
+    """The YuNet ONNX file: `path`, `$FER_YUNET_PATH`, the copy shipped in the package, or the download cache."""
     path = path or os.environ.get("FER_YUNET_PATH")
     if path:
         local = Path(path).expanduser()
         if not local.is_file():
             raise FileNotFoundError(f"YuNet model {str(local)!r} does not exist (from the argument or FER_YUNET_PATH)")
         return local
+    if BUNDLED_YUNET.is_file():
+        return BUNDLED_YUNET
+    cached = cache_dir() / YUNET_FILE
+    if cached.is_file() and sha256_file(cached) == YUNET_SHA256:
+        return cached
+    raise FileNotFoundError(f"the YuNet model shipped with fer_hf ({BUNDLED_YUNET}) is missing from this install; "
+                            "reinstall fer-hf, set FER_YUNET_PATH to a copy, or run fer_hf.faces.fetch_yunet()")
+
+
+def fetch_yunet(url: str = YUNET_URL, timeout: float = 10.0) -> Path:
+    """Download YuNet into the cache (verified by sha256), for installs without the shipped copy."""
     cached = cache_dir() / YUNET_FILE
     if cached.is_file():
         if sha256_file(cached) == YUNET_SHA256:
@@ -128,9 +147,17 @@ def _to_bgr(image) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def _downscale(bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """Large photos are detected at `max_side`: faster, and faces big enough to classify survive it."""
-    scale = min(1.0, max_side / max(bgr.shape[:2]))
+def detection_scale(shape: tuple[int, ...], max_side: int, min_scale: float) -> float:
+    """Scale to detect an HxW photo at: towards `max_side` on the long side, but not below `min_scale`
+    (which keeps `MIN_FACE` faces findable) unless the photo would still be over `MAX_DETECT_SIDE`."""
+    long_side = max(shape[:2])
+    scale = max(max_side / long_side, min_scale)
+    return min(1.0, scale, max(max_side, MAX_DETECT_SIDE) / long_side)
+
+
+def _downscale(bgr: np.ndarray, max_side: int, min_scale: float = 0.0) -> tuple[np.ndarray, float]:
+    """Large photos are detected smaller: faster, and faces of `MIN_FACE` px and up survive it."""
+    scale = detection_scale(bgr.shape, max_side, min_scale)
     if scale < 1.0:
         size = (max(1, round(bgr.shape[1] * scale)), max(1, round(bgr.shape[0] * scale)))
         bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
@@ -141,21 +168,28 @@ class YuNetDetector:
     """YuNet through `cv2.FaceDetectorYN`; one instance is safe to share between server threads."""
 
     name = "yunet"
+    finds_px = 30  # faces narrower than this at the detection scale start to be missed (benchmark)
 
-    def __init__(self, path=None, score_threshold: float = 0.6, nms_threshold: float = 0.3, max_side: int | None = None):
+    def __init__(self, path=None, score_threshold: float = 0.7, nms_threshold: float = 0.3, max_side: int | None = None,
+                 min_face: int = MIN_FACE):
         self.path = str(yunet_path(path))
         try:
             self.net = cv2.FaceDetectorYN.create(self.path, "", (320, 320), score_threshold, nms_threshold, 5000)
         except cv2.error as err:
             raise ValueError(f"{self.path} is not a YuNet ONNX model OpenCV can load: {err}") from err
-        # 480 px on the long side: a 640x480 frame is detected in 16 ms instead of 30 at 960 (benchmark); 320 px
-        # (10 ms) lost faces under ~1/8 of the long side, 480 px only those under ~1/10. Raise it for group photos.
+        # 480 px on the long side: a 640x480 frame is detected in 16 ms instead of 30 at 960 (benchmark); larger
+        # photos are shrunk only as far as keeps a `min_face` face at `finds_px` (a 1280x720 group photo: 960 px).
         self.max_side = max_side or int(os.environ.get("FER_DETECT_MAX_SIDE", "480"))
+        self.min_face, self.score_threshold = min_face, score_threshold
         self._lock = threading.Lock()  # the detector keeps its input size as state
+
+    def settings(self) -> dict:
+        return {"model": os.path.basename(self.path), "max_side": self.max_side, "min_face": self.min_face,
+                "score_threshold": self.score_threshold}
 
     def detect(self, image) -> list[Detection]:
         """Faces in an RGB image (PIL or HxWx3 uint8), largest first."""
-        small, scale = _downscale(_to_bgr(image), self.max_side)
+        small, scale = _downscale(_to_bgr(image), self.max_side, self.finds_px / self.min_face)
         with self._lock:
             self.net.setInputSize((small.shape[1], small.shape[0]))
             _, rows = self.net.detect(small)
@@ -167,31 +201,101 @@ class YuNetDetector:
         return sorted(out, key=lambda d: d.area, reverse=True)
 
 
+def _rotated(gray: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """`gray` rotated by `angle` degrees (canvas grown to hold it all) and the matrix back to `gray`'s pixels."""
+    if not angle:
+        return gray, None
+    h, w = gray.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    size = (int(h * sin + w * cos), int(h * cos + w * sin))
+    m[0, 2] += size[0] / 2 - w / 2
+    m[1, 2] += size[1] / 2 - h / 2
+    out = cv2.warpAffine(gray, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out, cv2.invertAffineTransform(m)
+
+
+def _suppress(boxes: list[tuple[tuple, float]], overlap: float = 0.3) -> list[tuple]:
+    """Greedy non-maximum suppression of (box, weight) pairs: the heaviest of overlapping boxes stays."""
+    def iou(a, b):
+        iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+        ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+        return iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih)
+
+    kept = []
+    for box, _ in sorted(boxes, key=lambda bw: -bw[1]):
+        if all(iou(box, k) < overlap for k in kept):
+            kept.append(box)
+    return kept
+
+
 class HaarDetector:
-    """OpenCV's frontal-face Haar cascade: ships with opencv-python (<5), no landmarks, score 1.0."""
+    """OpenCV's frontal-face Haar cascade (ships with opencv-python <5): the fallback when YuNet cannot load.
+
+    On its own the cascade misses faces tilted by more than ~10 degrees and, with its default settings,
+    finds faces in gravel, star fields and text (scripts/benchmark_detection.py). So it runs on the photo and
+    on copies turned by +-20 degrees, and keeps a candidate only if the cascade is confident enough (stage
+    weight over `min_weight`) and OpenCV's eye cascade finds `eyes` eyes in its upper part. No landmarks;
+    score 1.0."""
 
     name = "haar"
+    finds_px = 36  # the cascade's 24 px window finds faces reliably from about this width (benchmark)
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, max_side: int = 640):
-        file = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-        self.cascade = cv2.CascadeClassifier(file)
-        if self.cascade.empty():
-            raise RuntimeError(f"OpenCV could not load its Haar cascade {file} (opencv-python-headless>=5 dropped it)")
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 3, max_side: int = 640,
+                 min_face: int = MIN_FACE, angles: tuple[float, ...] = (0, -20, 20), min_weight: float = 2.0,
+                 eyes: int = 2):
+        self.cascade, self.eye_cascade = (self._load(f"haarcascade_{name}.xml") for name in ("frontalface_default", "eye"))
         self.scale_factor, self.min_neighbors, self.max_side = scale_factor, min_neighbors, max_side
+        self.min_face, self.angles, self.min_weight, self.eyes = min_face, tuple(angles), min_weight, eyes
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _load(name: str) -> cv2.CascadeClassifier:
+        file = os.path.join(cv2.data.haarcascades, name)
+        cascade = cv2.CascadeClassifier(file)
+        if cascade.empty():
+            raise RuntimeError(f"OpenCV could not load its Haar cascade {file} (opencv-python-headless>=5 dropped it)")
+        return cascade
+
+    def settings(self) -> dict:
+        return {"scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors, "max_side": self.max_side,
+                "min_face": self.min_face, "angles": list(self.angles), "min_weight": self.min_weight, "eyes": self.eyes}
+
+    def _has_eyes(self, face: np.ndarray) -> bool:
+        """Eyes in the upper 60% of a candidate, looked for at a fixed 120 px so small faces get a chance."""
+        if not self.eyes:
+            return True
+        top = cv2.resize(face, (120, 120), interpolation=cv2.INTER_LINEAR)[:72]
+        return len(self.eye_cascade.detectMultiScale(top, 1.1, 3, minSize=(14, 14), maxSize=(60, 60))) >= self.eyes
+
+    def _candidates(self, gray: np.ndarray, angle: float, side: int) -> list[tuple[tuple, float]]:
+        """(box in `gray`'s pixels, stage weight) of the faces found in `gray` turned by `angle`."""
+        turned, back = _rotated(gray, angle)
+        boxes, _, weights = self.cascade.detectMultiScale3(turned, self.scale_factor, self.min_neighbors,
+                                                           minSize=(side, side), outputRejectLevels=True)
+        out = []
+        for (x, y, w, h), weight in zip(boxes, np.ravel(weights)):
+            if weight <= self.min_weight or not self._has_eyes(turned[y:y + h, x:x + w]):
+                continue
+            cx, cy = x + w / 2, y + h / 2
+            if back is not None:  # the box centre back in the unturned photo; the box stays upright
+                cx, cy = back @ np.array([cx, cy, 1.0])
+            out.append(((cx - w / 2, cy - h / 2, float(w), float(h)), float(weight)))
+        return out
+
     def detect(self, image) -> list[Detection]:
-        small, scale = _downscale(_to_bgr(image), self.max_side)
+        small, scale = _downscale(_to_bgr(image), self.max_side, self.finds_px / self.min_face)
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
-        side = max(20, min(gray.shape) // 20)  # faces under 5% of the short side are too small to classify
+        side = max(24, round(0.9 * self.min_face * scale))  # a little under min_face (its boxes are ~1.1x wider)
         with self._lock:
-            boxes = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(side, side))
-        out = [Detection(tuple(round(float(v) / scale) for v in box), 1.0, None) for box in boxes]
+            found = [c for angle in self.angles for c in self._candidates(gray, angle, side)]
+        out = [Detection(tuple(round(float(v) / scale) for v in box), 1.0, None) for box in _suppress(found)]
         return sorted(out, key=lambda d: d.area, reverse=True)
 
 
 def make_detector(kind: str | None = "auto", yunet_model: str | os.PathLike | None = None):
-    """`"yunet"` (must work), `"haar"`, `"auto"` (YuNet, else Haar with a warning) or None (no detection)."""
+    """`"yunet"` (must work), `"haar"`, `"auto"` (YuNet, else Haar with a warning) or None (no detection).
+    YuNet is the copy shipped in the package unless `yunet_model` or `FER_YUNET_PATH` names another."""
     if kind is None or str(kind).lower() == "none":
         return None
     kind = str(kind).lower()

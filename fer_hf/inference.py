@@ -10,6 +10,10 @@ normalisation), so a face crop gets the same prediction here as in scripts/evalu
 of a call go through the network as ONE batch; `tta="flip"` adds the mirror images to that same
 batch and averages the softmax. A `calibration_temperature` in config.json (written by the evaluation script's
 calibration) divides the logits before the softmax.
+
+Two backends, one recognizer: `from_pretrained` gives it a PyTorch model (a model folder or Hub id) or an
+`OnnxClassifier` (fer_hf.onnx_backend: a `.onnx` file from scripts/export_onnx.py, run by onnxruntime);
+only the call that turns pixel values into logits differs.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from transformers import AutoModelForImageClassification
 from .faces import Detection, crop_box, crop_face, make_detector
 from .hub import require_hub
 from .modeling import preprocessing_config, read_temperature
+from .onnx_backend import OnnxClassifier, onnx_file
 from .transforms import BadImageError, FerCollator, FerTransform, open_image
 
 logger = logging.getLogger(__name__)
@@ -146,39 +151,54 @@ def load_model(model_id_or_dir: str):
 
 
 class EmotionRecognizer:
-    """Face detector + emotion classifier; thread-safe for serving (no state changes per call)."""
+    """Face detector + emotion classifier; thread-safe for serving (no state changes per call).
+
+    `model` is a transformers image-classification model (the PyTorch backend; also `self.model`) or an
+    `OnnxClassifier` (the onnxruntime backend, CPU only; `self.model` is then None). `self.backend` says which."""
 
     def __init__(self, model, detector=None, tta: str | None = None, device: str = "cpu",
                  margin: float = 0.2, align: bool = False, temperature: float | None = None):
         if tta not in (None, "flip"):
             raise ValueError(f"tta={tta!r}; expected None or 'flip'")
-        self.model = model.eval().to(device)
+        if isinstance(model, OnnxClassifier):
+            if device != "cpu":
+                raise ValueError(f"device={device!r}: the ONNX backend runs on the CPU only")
+            meta = model.meta
+            self.backend, self.model, self.classifier = "onnx", None, model
+            self.name_or_path = model.path
+            size, mean, std, self.labels = meta["image_size"], meta["mean"], meta["std"], list(meta["labels"])
+            temperature = meta.get("calibration_temperature") if temperature is None else temperature
+        else:
+            self.backend, self.model, self.classifier = "torch", model.eval().to(device), None
+            self.name_or_path = getattr(model, "name_or_path", "") or ""  # the folder or Hub id it was loaded from
+            pre = preprocessing_config(model.config)
+            size, mean, std = pre["image_size"], pre["mean"], pre["std"]
+            self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.detector, self.tta, self.device, self.margin, self.align = detector, tta, device, margin, align
-        pre = preprocessing_config(model.config)
-        self.transform = FerTransform(pre["image_size"], train=False)  # the evaluation path, unchanged
-        self.collator = FerCollator(pre["mean"], pre["std"], pre["image_size"])
-        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.transform = FerTransform(size, train=False)  # the evaluation path, unchanged
+        self.collator = FerCollator(mean, std, size)
         if temperature is not None and temperature <= 0:
             raise ValueError(f"temperature={temperature!r}; expected a positive number (or None)")
         self.temperature = temperature  # logits are divided by it before the softmax
 
     @classmethod
     def from_pretrained(cls, model_id_or_dir, detector: str | None = "auto", tta: str | None = None,
-                        device: str = "cpu", yunet_model=None, **kwargs) -> EmotionRecognizer:
+                        device: str = "cpu", yunet_model=None, threads: int = 1, **kwargs) -> EmotionRecognizer:
         """Model from a folder or Hub id; detector "auto" (YuNet, else Haar), "yunet", "haar" or None.
         The calibrated temperature stored in its config.json, if any, is used. A `.onnx` file (or a folder
-        holding model.onnx and no torch weights) runs with onnxruntime instead (fer_hf.onnx_backend)."""
-        from .onnx_backend import OnnxEmotionRecognizer, onnx_file
-
-        if onnx_file(model_id_or_dir):
-            return OnnxEmotionRecognizer.from_onnx(model_id_or_dir, make_detector(detector, yunet_model),
-                                                   tta=tta, device=device, **kwargs)
-        model = load_model(model_id_or_dir)
-        kwargs.setdefault("temperature", read_temperature(model_id_or_dir))
+        holding model.onnx and no torch weights) runs with onnxruntime instead, on `threads` threads."""
+        path = onnx_file(model_id_or_dir)
+        if path:
+            model = OnnxClassifier(path, threads)
+        else:
+            model = load_model(model_id_or_dir)
+            kwargs.setdefault("temperature", read_temperature(model_id_or_dir))
         return cls(model, make_detector(detector, yunet_model), tta=tta, device=device, **kwargs)
 
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The one place the network runs (an ONNX session can replace this method)."""
+        """The one place the network runs, on either backend."""
+        if self.classifier is not None:
+            return self.classifier(pixel_values).float()
         with torch.inference_mode():
             return self.model(pixel_values=pixel_values.to(self.device)).logits.float().cpu()
 

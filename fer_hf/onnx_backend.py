@@ -1,12 +1,14 @@
-"""Run an exported ONNX model (scripts/export_onnx.py) in `EmotionRecognizer` with onnxruntime.
+"""The onnxruntime backend: an exported ONNX model (scripts/export_onnx.py) as a pixel_values -> logits callable.
 
     rec = EmotionRecognizer.from_pretrained("model.onnx")   # or a folder holding model.onnx
 
 The ONNX file carries everything inference needs in its `metadata_props` under the key `fer_hf`
 (label names, image size, mean, std, calibration temperature), so no config.json or torch
-network is loaded. Only the network changes: detection, cropping, preprocessing, TTA and the
-softmax are `EmotionRecognizer`'s own, so a face gets the same emotion from either backend.
-onnxruntime is imported lazily: importing fer_hf never requires it.
+network is loaded. Only the network changes: `fer_hf.inference.EmotionRecognizer` takes an
+`OnnxClassifier` in place of the PyTorch model and keeps detection, cropping, preprocessing, TTA
+and the softmax its own, so a face gets the same emotion from either backend. This module does not
+import fer_hf.inference (the recognizer imports it: one direction only). onnxruntime and onnx are
+imported lazily: importing fer_hf never requires them.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ import os
 
 import numpy as np
 import torch
-
-from .inference import EmotionRecognizer
-from .transforms import FerCollator, FerTransform
 
 METADATA_KEY = "fer_hf"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -61,37 +60,8 @@ class OnnxClassifier:
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.meta = read_metadata(path)
+        self.path, self.meta = path, read_metadata(path)
 
     def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
         x = np.ascontiguousarray(pixel_values.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
-
-
-class OnnxEmotionRecognizer(EmotionRecognizer):
-    """`EmotionRecognizer` whose network is an ONNX session; everything else is inherited unchanged."""
-
-    def __init__(self, classifier: OnnxClassifier, detector=None, tta: str | None = None,
-                 margin: float = 0.2, align: bool = False, temperature: float | None = None, device: str = "cpu"):
-        if tta not in (None, "flip"):
-            raise ValueError(f"tta={tta!r}; expected None or 'flip'")
-        if device != "cpu":
-            raise ValueError(f"device={device!r}: the ONNX backend runs on the CPU only")
-        meta = classifier.meta
-        self.model, self.classifier = None, classifier
-        self.detector, self.tta, self.device, self.margin, self.align = detector, tta, device, margin, align
-        self.transform = FerTransform(meta["image_size"], train=False)  # the evaluation path, as in the parent
-        self.collator = FerCollator(meta["mean"], meta["std"], meta["image_size"])
-        self.labels = list(meta["labels"])
-        temperature = meta.get("calibration_temperature") if temperature is None else temperature
-        if temperature is not None and temperature <= 0:
-            raise ValueError(f"temperature={temperature!r}; expected a positive number (or None)")
-        self.temperature = temperature
-
-    @classmethod
-    def from_onnx(cls, model_id_or_dir, detector=None, threads: int = 1, **kwargs) -> OnnxEmotionRecognizer:
-        kwargs = {k: v for k, v in kwargs.items() if not (k == "temperature" and v is None)}
-        return cls(OnnxClassifier(onnx_file(model_id_or_dir), threads), detector, **kwargs)
-
-    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.classifier(pixel_values).float()

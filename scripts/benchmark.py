@@ -391,10 +391,11 @@ def onnx_int8(model, detector):
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     from export_onnx import export_files
 
-    from fer_hf.onnx_backend import OnnxEmotionRecognizer
+    from fer_hf.inference import EmotionRecognizer
+    from fer_hf.onnx_backend import OnnxClassifier
 
     _, paths = export_files(model, os.path.join(tempfile.mkdtemp(prefix="fer_bench_onnx_"), "model.onnx"), "int8")
-    return OnnxEmotionRecognizer.from_onnx(paths["int8"], detector), paths["int8"]
+    return EmotionRecognizer(OnnxClassifier(paths["int8"]), detector), paths["int8"]
 
 
 def one_and_eight(rec, one: bytes, eight: bytes, calls: int) -> dict:
@@ -416,9 +417,9 @@ def inference(args) -> dict:
     detector, cfg = make_detector("auto"), args.recipe_cfg
     torch_rec = None
     if args.model and args.model.endswith(".onnx"):  # given an exported model: that is what is served
-        from fer_hf.onnx_backend import OnnxEmotionRecognizer
+        from fer_hf.onnx_backend import OnnxClassifier
 
-        rec, args.model_dir, backend = OnnxEmotionRecognizer.from_onnx(args.model, detector), args.model, "onnx"
+        rec, args.model_dir, backend = EmotionRecognizer(OnnxClassifier(args.model), detector), args.model, "onnx"
     else:  # default: the network our CPU recipe trains (random weights: the same compute)
         model = load_model(args.model) if args.model else build_model(model_args(cfg["size"], args.quick, cfg["patch"]))
         torch_rec = EmotionRecognizer(model, detector)

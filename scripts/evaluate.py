@@ -48,8 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "only), or none (ignore a stored one). Default: the model's stored temperature, if any.")
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (slow on CPUs without native bf16).")
-    p.add_argument("--synthetic_per_class", type=int, default=200, help="As for train.py (synthetic sources).")
-    p.add_argument("--seed", type=int, default=42, help="The training seed: draws synthetic data and held-out splits.")
+    p.add_argument("--synthetic_per_class", type=int, default=None,
+                   help="As for train.py (synthetic sources). Default: the model folder's train_args.json, else 200.")
+    p.add_argument("--seed", type=int, default=None,
+                   help="The training seed: draws synthetic data and held-out splits. Default: the model folder's "
+                        "train_args.json, else 42.")
     p.add_argument("--exclude_duplicates_of", default=None, metavar="SPLIT",
                    help="Leave out images pixel-identical to an image of this split of the same source (e.g. "
                         "train: FER2013's PublicTest repeats ~280 Training faces).")
@@ -81,6 +84,38 @@ def load_model(spec: str):
         require_hub(f"--model {spec!r}", "Pass a local model folder instead (the output_dir of scripts/train.py).")
     model = AutoModelForImageClassification.from_pretrained(path if os.path.isdir(path) else spec)
     return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+
+
+DEFAULTS = {"seed": 42, "synthetic_per_class": 200}
+
+
+def training_settings(args) -> dict:
+    """Fill --seed and --synthetic_per_class, when not given, from the model folder's train_args.json (what
+    training drew its synthetic faces and held-out share with), else the defaults; returns where each came from."""
+    saved = {}
+    path = os.path.join(os.path.expanduser(args.model), "train_args.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            saved = json.load(f)
+    found = {"seed": (saved.get("training") or saved).get("seed"),
+             "synthetic_per_class": (saved.get("data") or saved).get("synthetic_per_class")}
+    origin = {}
+    for key, default in DEFAULTS.items():
+        if getattr(args, key) is not None:
+            origin[key] = "argument"
+        elif found[key] is not None:
+            setattr(args, key, found[key])
+            origin[key] = "train_args.json"
+        else:
+            setattr(args, key, default)
+            origin[key] = "default"
+    held = (saved.get("data") or {}).get("validation_split")
+    if args.validation_split and held and abs(args.validation_split - held) > 1e-9:
+        logger.warning("--validation_split %g differs from the %g training held out (train_args.json): these "
+                       "are not the images training was validated on.", args.validation_split, held)
+    logger.info("seed %s (%s), synthetic_per_class %s (%s)", args.seed, origin["seed"],
+                args.synthetic_per_class, origin["synthetic_per_class"])
+    return origin
 
 
 def select_split(args):
@@ -193,6 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = load_model(args.model)  # first: a bad --model fails in seconds, before data loading
     if torch.cuda.is_available():
         model = model.cuda()
+    settings_from = training_settings(args)
     data = select_split(args)
     raw = data.with_format(None)
     all_labels, all_sources = np.asarray(raw["label"]), np.asarray(raw["source"])
@@ -209,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = {"model": args.model, "datasets": args.datasets, "split": args.split,
                "temperature": temperature, "temperature_from": how, "tta": args.tta,
                "duplicates_left_out": getattr(args, "duplicates_left_out", None),
+               "seed": args.seed, "synthetic_per_class": args.synthetic_per_class, "settings_from": settings_from,
                "n_skipped": int(pred.n_skipped), **block(labels, probs, sources, all_sources[skipped_rows])}
     final = probs
     if pred.flip_logits is not None:

@@ -111,13 +111,13 @@ def rss_mb(pid: int | None) -> float | None:
 
 
 def default_image(folder: str, tries: int = 30) -> str:
-    """A drawn face (no real person) on a plain background that OpenCV's Haar cascade finds, as a PNG."""
+    """A drawn face (no real person) on a plain background that the default detector (YuNet) finds, as a PNG."""
     from PIL import Image
 
     from fer_hf.faces import make_detector
     from fer_hf.synthetic import draw_face
 
-    detector = make_detector("haar")
+    detector = make_detector("auto")
     for seed in range(tries):  # a face the detector finds: the load test then covers detect + crop + classify
         canvas = Image.new("RGB", (320, 240), (196, 206, 218))
         canvas.paste(draw_face("happiness", np.random.default_rng(seed), 160, True), (80, 40))

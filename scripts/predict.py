@@ -1,7 +1,11 @@
 """Emotions of the faces in images: one JSON line per face.
 
-    python scripts/predict.py --model outputs/quickstart photo.jpg photos/ [--no-detect] [--tta flip]
+    python scripts/predict.py photo.jpg photos/ [--model DIR] [--no-detect] [--tta flip]
         [--detector auto|yunet|haar] [--output preds.jsonl]
+
+Without --model (or FER_MODEL), the best trained model folder under outputs/ is used (fer_hf.model_info:
+the FER+ recipe's, then FER2013's, then the quickstart's) and the log says which, what it was trained on
+and its validation accuracy, with a warning if it only saw synthetic faces.
 
 Directories are walked for image files. Each line holds the file, the face's box (x, y, w, h),
 emotion, confidence and all seven scores. A photo in which no face is found gets one line with
@@ -23,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import torch
 
 from fer_hf.inference import EmotionRecognizer, load_image
+from fer_hf.model_info import describe, model_facts, resolve_model
 from fer_hf.transforms import BadImageError
 
 logger = logging.getLogger("fer_hf.predict")
@@ -32,10 +37,11 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", help="image files and/or directories (walked recursively)")
-    parser.add_argument("--model", required=True, help="model folder or Hub id")
+    parser.add_argument("--model", default=None,
+                        help="model folder, ONNX file or Hub id (default: $FER_MODEL, else the best folder under outputs/)")
     parser.add_argument("--detector", default="auto", choices=["auto", "yunet", "haar"])
     parser.add_argument("--yunet_model", default=None,
-                        help="local YuNet ONNX file (else FER_YUNET_PATH, the cache, or a download)")
+                        help="another YuNet ONNX file (default: FER_YUNET_PATH, else the copy shipped in fer_hf)")
     parser.add_argument("--no-detect", "--no_detect", dest="detect", action="store_false",
                         help="the images already are face crops: classify each whole image")
     parser.add_argument("--tta", choices=["flip"], default=None, help="average with the mirrored face")
@@ -76,9 +82,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     torch.set_num_threads(args.threads)
-    recognizer = EmotionRecognizer.from_pretrained(args.model, detector=args.detector if args.detect else None,
+    model = resolve_model(args.model)
+    recognizer = EmotionRecognizer.from_pretrained(model, detector=args.detector if args.detect else None,
                                                    tta=args.tta, device=args.device, yunet_model=args.yunet_model,
                                                    align=args.align)
+    facts = model_facts(model, recognizer.backend)
+    logger.info("Model: %s.", describe(facts))
+    if facts["warning"]:
+        logger.warning(facts["warning"])
     records = []
     out = open(args.output, "w") if args.output else sys.stdout
     try:

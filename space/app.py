@@ -1,12 +1,17 @@
 """Gradio Space: find the faces in a photo and say which of seven emotions each one shows.
 
-    FER_MODEL=outputs/quickstart python space/app.py      # http://127.0.0.1:7860 (GRADIO_SERVER_PORT)
+    python space/app.py                                   # http://127.0.0.1:7860 (GRADIO_SERVER_PORT)
+    FER_MODEL=outputs/quickstart python space/app.py      # a chosen model
 
 The model comes from FER_MODEL (a local folder, a Hub id, or an ONNX export from scripts/export_onnx.py,
-which serves faster: one face 27 vs 37 ms here with int8). The `predict` API endpoint returns
-`{"emotion", "confidence"}` for the main (largest) face plus `"faces": [...]`; the page draws a box
-and label per face, the main face's seven scores, and optionally where the ViT looked (attention
-rollout). Uploads over 20 MB or 40 megapixels, and anything that is not a usable image, get a
+which serves faster: one face 27 vs 37 ms here with int8); without it, the best trained model folder
+under outputs/ (fer_hf.model_info: the FER+ recipe's, then FER2013's, then the quickstart's; logged).
+The page says above the result which model it serves, what it was trained on and its validation
+accuracy, with a warning for a model trained only on synthetic faces. The `predict` API endpoint returns
+`{"emotion", "confidence"}` for the main (largest) face plus `"faces": [...]` and `"model"` (the same
+facts); the page draws a box and an "emotion confidence" label per face (kept inside the photo; the
+runner-up is added when the network is unsure), the main face's seven scores, and optionally where the
+ViT looked (attention rollout). Uploads over 20 MB or 40 megapixels, and anything that is not a usable image, get a
 message instead of a result; the server keeps serving.
 """
 
@@ -31,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from fer_hf import explain  # noqa: E402
 from fer_hf.inference import EmotionRecognizer, load_image  # noqa: E402
+from fer_hf.model_info import describe, model_facts, resolve_model  # noqa: E402
 from fer_hf.synthetic import draw_face  # noqa: E402
 from fer_hf.transforms import BadImageError  # noqa: E402
 
@@ -63,8 +69,21 @@ def upload_source(payload) -> tuple[str | bytes, str]:
     raise gr.Error("The image did not arrive as a file; please upload it again.")
 
 
-def analyse(recognizer: EmotionRecognizer, payload, cropped: bool) -> tuple[dict, dict]:
-    """(API JSON, state for drawing) for one uploaded image."""
+def recognizer_facts(recognizer: EmotionRecognizer) -> dict:
+    """What the Space serves (fer_hf.model_info.model_facts of the recognizer's folder or file)."""
+    return model_facts(recognizer.name_or_path or "unnamed model", recognizer.backend)
+
+
+def model_markdown(facts: dict) -> str:
+    """The lines above the result: model name, architecture, training data, validation accuracy, warning."""
+    text = f"**Model:** {describe(facts)}."
+    if facts.get("warning"):
+        text += f"\n\n> ⚠️ **Not a model for photos.** {facts['warning']}"
+    return text
+
+
+def analyse(recognizer: EmotionRecognizer, payload, cropped: bool, facts: dict | None = None) -> tuple[dict, dict]:
+    """(API JSON, state for drawing) for one uploaded image; `facts` (default: read now) go under "model"."""
     source, name = upload_source(payload)
     try:
         image = load_image(source, max_pixels=MAX_PIXELS)
@@ -91,6 +110,7 @@ def analyse(recognizer: EmotionRecognizer, payload, cropped: bool) -> tuple[dict
         result["whole_image"] = main.to_dict()
     if notes:
         result["note"] = " ".join(notes)
+    result["model"] = recognizer_facts(recognizer) if facts is None else facts
     return result, {"image": image, "faces": faces, "whole": whole, "notes": notes}
 
 
@@ -101,8 +121,29 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+def label_text(face, number: str = "") -> str:
+    """'3: happiness 77%'; when the network is unsure (under 50%), the runner-up too: 'neutral 48% / happiness 41%'."""
+    text = f"{number}{face.emotion} {face.confidence:.0%}"
+    if face.confidence < 0.5 and len(face.scores) > 1:
+        second = sorted(face.scores.items(), key=lambda kv: kv[1], reverse=True)[1]
+        text += f" / {second[0]} {second[1]:.0%}"
+    return text
+
+
+def label_origin(box, text_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int]:
+    """Top-left corner of a label box of `text_size` (w, h): above the face box, below it when there is no
+    room above, inside it when there is none below either; always inside the image (clamped at every edge)."""
+    x, y, w, h = box
+    tw, th = text_size
+    width, height = image_size
+    ty = y - th
+    if ty < 0:
+        ty = y + h if y + h + th <= height else y
+    return max(0, min(x, width - tw)), max(0, min(ty, height - th))
+
+
 def annotate(image: Image.Image, faces, whole: bool = False) -> Image.Image:
-    """A copy of `image` with a box and an 'emotion 87%' label per face."""
+    """A copy of `image` with a box and an 'emotion 87%' label per face, every label inside the image."""
     out = image.copy()
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(image.size) / 250))
@@ -112,12 +153,12 @@ def annotate(image: Image.Image, faces, whole: bool = False) -> Image.Image:
         colour = (255, 170, 0) if whole else (40, 220, 90)
         if not whole:
             draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=width)
-        number = f"{i + 1}: " if len(faces) > 1 else ""  # the order of "faces" in the API result
-        text = f"{number}{face.emotion} {face.confidence:.0%}"
+        text = label_text(face, f"{i + 1}: " if len(faces) > 1 else "")  # the order of "faces" in the API result
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        ty = y - (bottom - top) - 2 * width if y - (bottom - top) - 2 * width >= 0 else y + (0 if whole else h)
-        draw.rectangle([x, ty, x + right - left + 2 * width, ty + bottom - top + 2 * width], fill=colour)
-        draw.text((x + width - left, ty + width - top), text, fill=(0, 0, 0), font=font)
+        size = (right - left + 2 * width, bottom - top + 2 * width)
+        tx, ty = (0, 0) if whole else label_origin((x, y, w, h), size, image.size)
+        draw.rectangle([tx, ty, tx + size[0] - 1, ty + size[1] - 1], fill=colour)
+        draw.text((tx + width - left, ty + width - top), text, fill=(0, 0, 0), font=font)
     return out
 
 
@@ -178,7 +219,9 @@ def make_examples(folder: str | Path, detect=None, tries: int = 30) -> list[str]
     return files
 
 
-def build_demo(recognizer: EmotionRecognizer, examples_dir: str | Path | None = None) -> gr.Blocks:
+def build_demo(recognizer: EmotionRecognizer, examples_dir: str | Path | None = None, facts: dict | None = None) -> gr.Blocks:
+    """The page; `facts` (default: read from the recognizer's model folder) are shown above the result."""
+    facts = recognizer_facts(recognizer) if facts is None else facts
     detect = recognizer.detector.detect if recognizer.detector else None
     examples = make_examples(examples_dir or tempfile.mkdtemp(prefix="fer_space_examples_"), detect)
     with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) as demo:
@@ -192,6 +235,7 @@ def build_demo(recognizer: EmotionRecognizer, examples_dir: str | Path | None = 
                     attention = gr.Checkbox(label="Show where the model looked (attention rollout)")
                     submit = gr.Button("Analyse", variant="primary")
                 with gr.Column():
+                    gr.Markdown(model_markdown(facts), elem_id="model-info")
                     annotated = gr.Image(label="Faces", type="pil", interactive=False, elem_id="annotated")
                     message = gr.Markdown(elem_id="message")
                     label = gr.Label(label="Main face", num_top_classes=7, elem_id="main-face")
@@ -205,8 +249,9 @@ def build_demo(recognizer: EmotionRecognizer, examples_dir: str | Path | None = 
         state = gr.State()
 
         def predict(image, faces_cropped=False):
-            """{"emotion", "confidence"} of the largest face, plus "faces": box, emotion and scores of each."""
-            return analyse(recognizer, image, faces_cropped)
+            """{"emotion", "confidence"} of the largest face, "faces": box, emotion and scores of each, and
+            "model": the served model's name, training data and validation accuracy."""
+            return analyse(recognizer, image, faces_cropped, facts)
 
         # preprocess=False: the upload reaches `analyse` undecoded, so size limits and bad files get our message.
         submit.click(predict, [image, cropped], [result, state], api_name="predict", preprocess=False).success(
@@ -220,9 +265,14 @@ def build_demo(recognizer: EmotionRecognizer, examples_dir: str | Path | None = 
 
 
 def main() -> None:
-    model = os.environ.get("FER_MODEL", "outputs/quickstart")
+    import logging
+
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    model = resolve_model(os.environ.get("FER_MODEL"))  # else the best trained folder under outputs/, logged
     recognizer = EmotionRecognizer.from_pretrained(model, detector=os.environ.get("FER_DETECTOR", "auto"))
-    demo = build_demo(recognizer)
+    facts = recognizer_facts(recognizer)
+    logging.getLogger("fer_hf.space").info("Model: %s.%s", describe(facts), f" {facts['warning']}" if facts["warning"] else "")
+    demo = build_demo(recognizer, facts=facts)
     demo.queue(default_concurrency_limit=1, max_size=32).launch(max_file_size=MAX_BYTES)
 
 

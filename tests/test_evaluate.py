@@ -240,3 +240,26 @@ def test_pixel_identical_images_are_found_whatever_the_encoding():
     assert dropped == 1 and len(kept) == 2
     hashes = ev.pixel_hashes(kept)
     assert hashes[0] == ev.pixel_hashes(test)[1] and hashes[1] is None
+
+
+def test_validation_split_uses_the_seed_and_size_training_used(model_dir, imagefolder, tmp_path):
+    """--validation_split without --seed scores the share train.py held out with the seed in train_args.json."""
+    folder = tmp_path / "trained"
+    shutil.copytree(model_dir, folder)
+    (folder / "train_args.json").write_text(json.dumps(
+        {"data": {"synthetic_per_class": 3, "validation_split": 0.5}, "training": {"seed": 7}}))
+
+    def held_out(out, *extra):
+        result = run(folder, imagefolder, tmp_path / out, "--validation_split", "0.5", *extra)
+        return result, sorted(r["id"] for r in read_rows(tmp_path / out))
+
+    from_file, ids = held_out("from_file")
+    assert (from_file["seed"], from_file["synthetic_per_class"]) == (7, 3)
+    assert from_file["settings_from"] == {"seed": "train_args.json", "synthetic_per_class": "train_args.json"}
+    explicit, same = held_out("explicit", "--seed", "7")
+    assert same == ids and explicit["settings_from"]["seed"] == "argument"
+    other, different = held_out("other", "--seed", "42")
+    assert different != ids and len(different) == len(ids)  # another seed: other images of the same share
+    (folder / "train_args.json").unlink()
+    default, _ = held_out("default")
+    assert (default["seed"], default["settings_from"]["seed"]) == (42, "default")

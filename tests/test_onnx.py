@@ -12,7 +12,7 @@ import export_onnx  # noqa: E402  (scripts/ is on sys.path through conftest)
 from fer_hf.inference import EmotionRecognizer  # noqa: E402
 from fer_hf.labels import CLASSES  # noqa: E402
 from fer_hf.modeling import ModelArguments, build_model, write_temperature  # noqa: E402
-from fer_hf.onnx_backend import OnnxEmotionRecognizer, onnx_file, read_metadata  # noqa: E402
+from fer_hf.onnx_backend import OnnxClassifier, onnx_file, read_metadata  # noqa: E402
 from fer_hf.synthetic import draw_face  # noqa: E402
 
 
@@ -58,7 +58,9 @@ def test_recognizer_onnx_matches_torch(exported, tta):
     root, _ = exported
     torch_rec = EmotionRecognizer.from_pretrained(root / "model", detector=None, tta=tta)
     onnx_rec = EmotionRecognizer.from_pretrained(str(root / "model.onnx"), detector=None, tta=tta)
-    assert isinstance(onnx_rec, OnnxEmotionRecognizer) and onnx_rec.temperature == torch_rec.temperature == 1.5
+    assert (torch_rec.backend, onnx_rec.backend) == ("torch", "onnx") and isinstance(onnx_rec.classifier, OnnxClassifier)
+    assert type(onnx_rec) is type(torch_rec) is EmotionRecognizer  # one recognizer, two backends
+    assert onnx_rec.model is None and onnx_rec.temperature == torch_rec.temperature == 1.5
     a, b = torch_rec.recognize_batch(faces(), detect=False), onnx_rec.recognize_batch(faces(), detect=False)
     assert [f[0].emotion for f in a] == [f[0].emotion for f in b]
     for fa, fb in zip(a, b):
@@ -82,7 +84,9 @@ def test_folder_with_model_onnx(exported, tmp_path):
     assert onnx_file(folder) == str(folder / "model.onnx")
     assert onnx_file(root / "model") is None  # a torch folder stays on the torch path
     rec = EmotionRecognizer.from_pretrained(folder, detector=None)
-    assert isinstance(rec, OnnxEmotionRecognizer)
+    assert rec.backend == "onnx" and rec.classifier.path == str(folder / "model.onnx")
+    with pytest.raises(ValueError, match="CPU only"):
+        EmotionRecognizer.from_pretrained(folder, detector=None, device="cuda")
 
 
 def test_missing_onnx_file_is_a_clear_error(tmp_path):

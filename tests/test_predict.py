@@ -35,7 +35,7 @@ def photos(tmp_path):
     """Two faces, an empty scene, a broken JPEG, a text file, a face crop in a subfolder."""
     root = tmp_path / "photos"
     (root / "crops").mkdir(parents=True)
-    detectable_scene("haar").save(root / "a_two_faces.png")
+    detectable_scene("yunet").save(root / "a_two_faces.png")
     Image.new("RGB", (320, 240), (90, 120, 90)).save(root / "b_empty.jpg")
     (root / "c_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
     (root / "notes.txt").write_text("not an image, and not an image suffix: skipped by the walk")
@@ -50,7 +50,7 @@ def read_lines(path):
 def test_jsonl_lines_per_face_with_errors_and_no_face(model_dir, photos, tmp_path):
     out = tmp_path / "preds.jsonl"
     missing = str(tmp_path / "missing.png")
-    records = predict.main(["--model", str(model_dir), "--detector", "haar", str(photos), missing, "--output", str(out)])
+    records = predict.main(["--model", str(model_dir), "--detector", "yunet", str(photos), missing, "--output", str(out)])
     assert read_lines(out) == records
     by_file = {}
     for r in records:
@@ -78,3 +78,23 @@ def test_no_detect_and_tta_to_stdout(model_dir, photos, capsys):
     assert r["file"] == crop and r["box"] == [0, 0, 170, 170] and r["detection_score"] is None and r["faces"] == 1
     plain = predict.main(["--model", str(model_dir), "--no-detect", crop])[0]
     assert plain["scores"] != r["scores"]  # the mirror changed something: TTA is on
+
+
+def test_without_model_the_best_trained_folder_is_used_and_named(model_dir, photos, tmp_path, monkeypatch, caplog):
+    import logging
+    import shutil
+
+    caplog.set_level(logging.INFO)
+    outputs = tmp_path / "outputs"
+    shutil.copytree(model_dir, outputs / "quickstart")
+    (outputs / "quickstart" / "class_counts.json").write_text(json.dumps(
+        {"train": {"synthetic_fer": {"happiness": 5}}, "validation": {"synthetic_fer": {"happiness": 1}}}))
+    monkeypatch.setenv("FER_OUTPUTS", str(outputs))
+    monkeypatch.delenv("FER_MODEL", raising=False)
+    [record] = predict.main([str(photos / "crops" / "face.png"), "--no-detect"])
+    assert record["emotion"] in CLASSES
+    assert f"Serving {outputs / 'quickstart'}" in caplog.text and "quickstart (synthetic faces) recipe" in caplog.text
+    assert "not meant for photos" in caplog.text  # trained on synthetic faces only: said so
+    shutil.rmtree(outputs / "quickstart")
+    with pytest.raises(FileNotFoundError, match="no trained model folder found"):
+        predict.main([str(photos)])

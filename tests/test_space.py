@@ -2,6 +2,7 @@
 
 import importlib.util
 import io
+import json
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import struct
 import zlib
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -18,7 +20,6 @@ from fer_hf.labels import CLASSES
 from fer_hf.modeling import ModelArguments, build_model
 
 from conftest import ROOT
-from test_faces import YUNET
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -37,18 +38,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SYNTHETIC_COUNTS = {"train": {"synthetic_fer": {c: 20 for c in CLASSES}, "synthetic_raf": {c: 10 for c in CLASSES}},
+                    "validation": {"synthetic_fer": {c: 4 for c in CLASSES}}}
+
+
+def tiny_model_folder(folder, counts=SYNTHETIC_COUNTS, accuracy=0.9123):
+    """A tiny random model saved with the files a training run writes about itself."""
+    tiny = ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}')
+    build_model(tiny).save_pretrained(folder)
+    (folder / "class_counts.json").write_text(json.dumps(counts))
+    (folder / "all_results.json").write_text(json.dumps({"eval_accuracy": accuracy, "eval_macro_f1": 0.5}))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def space(tmp_path_factory):
-    """(app module, URL, example files) of a running server with a tiny model."""
+    """(app module, URL, example files) of a running server with a tiny model (recorded as synthetic-only)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     threads = torch.get_num_threads(), cv2.getNumThreads()
     app = load_app()  # sets one torch and one OpenCV thread, as the server process should
-    folder = tmp_path_factory.mktemp("tiny_model")
-    tiny = ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}')
-    build_model(tiny).save_pretrained(folder)
-    yunet = YUNET.is_file()  # else the Haar fallback: the examples are drawn to suit either
-    recognizer = EmotionRecognizer.from_pretrained(folder, detector="yunet" if yunet else "haar",
-                                                   yunet_model=YUNET if yunet else None)
+    # FER_SPACE_TEST_MODEL: serve a trained folder instead (only for making the README's screenshot, with -k photo)
+    folder = os.environ.get("FER_SPACE_TEST_MODEL") or tiny_model_folder(tmp_path_factory.mktemp("quickstart"))
+    recognizer = EmotionRecognizer.from_pretrained(folder)  # default detector: the YuNet shipped in fer_hf
     examples = tmp_path_factory.mktemp("examples")
     demo = app.build_demo(recognizer, examples)
     port = free_port()
@@ -98,6 +109,10 @@ def test_predict_endpoint_returns_the_main_face_and_all_faces(space, client):
     empty = call(client, examples["no_face"])
     assert empty["faces"] == [] and "No face found" in empty["note"] and empty["emotion"] in CLASSES
     assert empty["whole_image"]["box"] == [0, 0, 640, 420]
+    model = result["model"]  # what is served, read from the folder's own files
+    assert model["name"].startswith("quickstart") and model["validation_accuracy"] == 0.9123
+    assert model["trained_on"] == ["synthetic_fer", "synthetic_raf"] and model["training_images"] == 210
+    assert model["synthetic_only"] and "not meant for photos" in model["warning"] and model["backend"] == "torch"
 
 
 def test_bad_uploads_get_a_message_and_the_server_keeps_serving(space, client, tmp_path):
@@ -142,6 +157,10 @@ def test_page_shows_boxes_and_the_label_in_chromium(space, client, tmp_path):
             expect(label).to_have_text(expected, timeout=30_000)
             expect(page.locator("#message")).to_contain_text("2 faces found")
             expect(page.locator("#annotated img").first).to_be_visible()
+            info = page.locator("#model-info")  # above the result: name, data, accuracy, and the warning
+            expect(info).to_contain_text("quickstart")
+            expect(info).to_contain_text("validation accuracy 91.2%")
+            expect(info).to_contain_text("Not a model for photos")
             page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
             (tmp_path / "bad.png").write_bytes(b"not an image at all")
             page.locator("input[type=file]").first.set_input_files(str(tmp_path / "bad.png"))
@@ -151,3 +170,59 @@ def test_page_shows_boxes_and_the_label_in_chromium(space, client, tmp_path):
             browser.close()
     if os.environ.get("FER_SPACE_SCREENSHOT"):  # keep the page picture for a human to look at
         shutil.copy(tmp_path / "space.png", os.environ["FER_SPACE_SCREENSHOT"])
+
+
+def test_labels_stay_inside_the_photo_and_show_doubt():
+    """The label of a face at the right (or top) edge is moved in, never cut off; an unsure face names its runner-up."""
+    from fer_hf.inference import Face
+
+    app = load_app()
+    assert app.label_origin((600, 100, 40, 40), (120, 20), (640, 480)) == (520, 80)  # right edge: moved left
+    assert app.label_origin((10, 5, 40, 40), (120, 20), (640, 480)) == (10, 45)  # no room above: below
+    assert app.label_origin((10, 5, 40, 470), (120, 20), (640, 480)) == (10, 5)  # nor below: inside the box
+    unsure = Face((600, 200, 40, 40), "neutral", 0.48, {"neutral": 0.48, "happiness": 0.41, "sadness": 0.11})
+    sure = Face((20, 200, 40, 40), "happiness", 0.96, {"happiness": 0.96, "neutral": 0.04})
+    assert app.label_text(unsure, "1: ") == "1: neutral 48% / happiness 41%" and app.label_text(sure) == "happiness 96%"
+    photo = Image.new("RGB", (640, 480), (255, 255, 255))
+    drawn = np.asarray(app.annotate(photo, [unsure, sure])).astype(int)
+    green = (np.abs(drawn - [40, 220, 90]).sum(-1) == 0)
+    cols = np.nonzero(green[150:200].any(axis=0))[0]  # the label band above the right-hand face
+    assert cols.max() == 639 and cols.min() < 600  # it reaches the edge by being shifted left, not cut
+
+
+def real_photo(path):
+    """A 1280x720 photo with four faces 40-70 px wide (skimage's public-domain astronaut; no dataset image)."""
+    pytest.importorskip("skimage")
+    import benchmark_detection as bench
+
+    rng = np.random.default_rng(11)
+    canvas = bench.background(rng, (1280, 720))
+    truth = bench.place_faces(canvas, rng, [44, 52, 62, 70], max_tilt=12, light=False)
+    canvas.save(path)
+    return truth
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+def test_page_on_a_real_photo_in_chromium(space, client, tmp_path):
+    """Boxes on every face of a real photo, the model's facts above the result; FER_SPACE_PHOTO_SCREENSHOT=x.png
+    keeps the page picture (the README's: with FER_SPACE_TEST_MODEL=<a trained folder> -k real_photo)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _, url, _ = space
+    truth = real_photo(tmp_path / "group.jpg")
+    result = call(client, tmp_path / "group.jpg")
+    assert len(result["faces"]) == len(truth) == 4
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.locator("input[type=file]").first.set_input_files(str(tmp_path / "group.jpg"))
+            page.get_by_role("button", name="Analyse").click()
+            expect(page.locator("#message")).to_contain_text("4 faces found", timeout=30_000)
+            expect(page.locator("#model-info")).to_contain_text("validation accuracy")
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        finally:
+            browser.close()
+    if os.environ.get("FER_SPACE_PHOTO_SCREENSHOT"):
+        shutil.copy(tmp_path / "page.png", os.environ["FER_SPACE_PHOTO_SCREENSHOT"])
