@@ -69,12 +69,14 @@ export function resizeArea(src, w, h, dw, dh) {
     return resizeAreaFast(src, w, h, dw, dh, ix, iy);
   }
   const xt = areaTable(w, dw, scaleX), yt = areaTable(h, dh, scaleY), n = dw * 3, f = Math.fround;
+  const xsi = xt.si, xalpha = xt.alpha;
   const first = new Int32Array(dw + 1);  // the taps of output column dx are first[dx] .. first[dx + 1] - 1
   for (let t = 0; t < xt.length; t++) first[xt.di[t] + 1] = t + 1;
   for (let dx = 1; dx <= dw; dx++) first[dx] = Math.max(first[dx], first[dx - 1]);
-  const out = new Uint8Array(dw * dh * 3), sum = new Float32Array(n), row = new Float32Array(n);
+  // Storing into a Uint8ClampedArray clamps and rounds halves to even: OpenCV's saturate_cast<uchar>(float).
+  const out = new Uint8ClampedArray(dw * dh * 3), sum = new Float32Array(n), row = new Float32Array(n);
   let prevDy = yt.di[0], prevSy = -1;
-  const flush = (dy) => { for (let i = 0, o = dy * n; i < n; i++) out[o + i] = satU8(sum[i]); };
+  const flush = (dy) => out.set(sum, dy * n);
   for (let k = 0; k < yt.length; k++) {
     const dy = yt.di[k], sy = yt.si[k], beta = yt.alpha[k];
     if (dy !== prevDy) { flush(prevDy); sum.fill(0); prevDy = dy; }
@@ -83,7 +85,7 @@ export function resizeArea(src, w, h, dw, dh) {
       for (let dx = 0, d = 0; dx < dw; dx++, d += 3) {
         let r = 0, g = 0, b = 0;  // float32 sums, as OpenCV's buffer row
         for (let t = first[dx], end = first[dx + 1]; t < end; t++) {
-          const s = base + xt.si[t] * 3, a = xt.alpha[t];
+          const s = base + xsi[t] * 3, a = xalpha[t];
           r = f(r + f(src[s] * a)); g = f(g + f(src[s + 1] * a)); b = f(b + f(src[s + 2] * a));
         }
         row[d] = r; row[d + 1] = g; row[d + 2] = b;
@@ -93,7 +95,7 @@ export function resizeArea(src, w, h, dw, dh) {
     for (let i = 0; i < n; i++) sum[i] += f(beta * row[i]);
   }
   flush(prevDy);
-  return out;
+  return new Uint8Array(out.buffer);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -289,11 +291,14 @@ export class FerPipeline {
 
   static async create(ort, base = '.') {
     const config = await (await fetch(`${base}/preprocessing.json`)).json();
-    const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
     const t0 = performance.now();
-    const detector = await ort.InferenceSession.create(`${base}/${config.detector.file}`, options);  // + the runtime
+    const detector = await ort.InferenceSession.create(`${base}/${config.detector.file}`,  // + the runtime itself
+                                                       { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
     const t1 = performance.now();
-    const classifier = await ort.InferenceSession.create(`${base}/${config.model_file}`, options);
+    // No graph optimisation for the classifier: on the int8 ViT it cost 0.6-3 s of session creation in wasm
+    // and bought no measurable speed (scripts/benchmark_static_space.py); the logits are the same.
+    const classifier = await ort.InferenceSession.create(`${base}/${config.model_file}`,
+                                                         { executionProviders: ['wasm'], graphOptimizationLevel: 'disabled' });
     const pipeline = new FerPipeline(ort, config, detector, classifier);
     pipeline.loadTimings = { runtime_and_detector_ms: t1 - t0, classifier_ms: performance.now() - t1 };
     return pipeline;

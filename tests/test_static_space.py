@@ -45,7 +45,14 @@ def site(tmp_path_factory):
     (root / "model" / "all_results.json").write_text(json.dumps({"eval_accuracy": 0.4286, "eval_macro_f1": 0.3512,
                                                                  "eval_samples": 14}))
     argv = ["--model", str(root / "model"), "--output_dir", str(root / "site"), "--num_images", "14"]
-    result = build_static_space.main(argv + (["--ort_dist", os.environ["FER_ORT_DIST"]] if os.environ.get("FER_ORT_DIST") else []))
+    if os.environ.get("FER_ORT_DIST"):
+        argv += ["--ort_dist", os.environ["FER_ORT_DIST"]]
+    try:
+        result = build_static_space.main(argv)
+    except RuntimeError as err:  # no npm registry (and nothing cached): say so rather than fail every test here
+        if "npm" not in str(err):
+            raise
+        pytest.skip(str(err))
     return root, result
 
 
