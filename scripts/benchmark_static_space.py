@@ -135,7 +135,9 @@ def measure(site: Path, photos: dict[str, Path], repeats: int, screenshot: str |
         t = first["timings"]
         out["first_prediction_ms"] = t["first_result_ms"]
         out["models_ready_ms"] = t["models_ready_ms"]
-        out["load"] = {k: t.get(k) for k in ("runtime_and_detector_ms", "classifier_ms")}
+        out["load"] = {k: t.get(k) for k in ("runtime_and_detector_ms", "classifier_ms", "warmup_ms")}
+        out["load_event_ms"] = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
+        out["first_prediction_after_load_ms"] = out["first_prediction_ms"] - out["load_event_ms"]
         out["first_faces"] = len(first["result"]["faces"])
         out["threads"] = page.evaluate("window.ferTimings.threads")
         for name, photo in photos.items():
@@ -227,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
     load = result["load"]
     print(f"first prediction: {result['first_prediction_ms']:.0f} ms after navigation start (models ready at "
           f"{result['models_ready_ms']:.0f} ms: runtime + YuNet session {load['runtime_and_detector_ms']:.0f}, "
-          f"model session {load['classifier_ms']:.0f}; target <= 3000), {result['threads']} wasm thread(s)")
+          f"model session {load['classifier_ms']:.0f}, warm-up run {load['warmup_ms']:.0f}; target <= 3000), "
+          f"{result['first_prediction_after_load_ms']:.0f} ms after the load event; {result['threads']} wasm thread(s)")
     for name in ("one_face", "group"):
         r, ref = result[name], result["python_reference"][name]
         print(f"{name} {r['size'][0]}x{r['size'][1]}, {r['faces']} face(s): {r['total_ms']:.1f} ms a photo p50 "

@@ -48,6 +48,8 @@ def parse_args(argv):
     p.add_argument("--model", required=True, help="a trained model folder, or an .onnx file from scripts/export_onnx.py")
     p.add_argument("--output_dir", required=True, help="the site folder to write")
     p.add_argument("--fp32", action="store_true", help="ship the fp32 graph instead of the int8 one (about 4x larger)")
+    p.add_argument("--full_range", action="store_true", help="8-bit int8 weights: a little closer to the fp32 model, "
+                   "but on AVX2 CPUs predict.py's scores then differ from the page's by up to ~0.01")
     p.add_argument("--yunet_model", default=None, help="the YuNet ONNX file (default: the package's, FER_YUNET_PATH, "
                    "the fer_hf cache, or ../shared/models/yunet)")
     p.add_argument("--ort_dist", default=None, help="an onnxruntime-web dist/ folder to copy from instead of `npm ci`")
@@ -157,8 +159,12 @@ def ort_dist(given: str | None) -> Path:
     return dist
 
 
-def export_model(model: str, fp32: bool, num_images: int, work: Path) -> tuple[Path, dict]:
-    """(ONNX file, export results) through scripts/export_onnx.py; an .onnx file is taken as it is."""
+def export_model(model: str, fp32: bool, num_images: int, work: Path, full_range: bool = False) -> tuple[Path, dict]:
+    """(ONNX file, export results) through scripts/export_onnx.py; an .onnx file is taken as it is.
+
+    int8 weights get 7 bits (`--reduce_range`) and per-channel scales: onnxruntime's x86 kernels without VNNI
+    (AVX2) saturate int16 pair sums with 8-bit weights and the browser's wasm kernels do not, so only 7-bit
+    weights give the page exactly the scores of scripts/predict.py (`--full_range`: 8 bits, scores within ~0.01)."""
     if model.endswith(".onnx"):
         if not os.path.isfile(model):
             raise FileNotFoundError(f"ONNX model {model!r} does not exist")
@@ -166,7 +172,8 @@ def export_model(model: str, fp32: bool, num_images: int, work: Path) -> tuple[P
     import export_onnx
 
     argv = ["--model", model, "--output", str(work / "model.onnx"), "--num_images", str(max(1, num_images))]
-    result = export_onnx.main(argv + ([] if fp32 else ["--quantize", "int8", "--reduce_range"]))
+    int8 = ["--quantize", "int8", "--per_channel"] + ([] if full_range else ["--reduce_range"])
+    result = export_onnx.main(argv + ([] if fp32 else int8))
     return Path(result["files"]["fp32" if fp32 else "int8"]), result
 
 
@@ -201,7 +208,7 @@ def check_target(out: Path, overwrite: bool) -> None:
 def build(args, site: Path, work: Path) -> tuple[str, dict]:
     """Write every file of the site into `site`; (the model's precision, the export's results)."""
     dist = ort_dist(args.ort_dist)
-    onnx_path, export = export_model(args.model, args.fp32, args.num_images, work)
+    onnx_path, export = export_model(args.model, args.fp32, args.num_images, work, args.full_range)
     meta = onnx_metadata(onnx_path)
     (site / "ort").mkdir(parents=True)
     shutil.copy(onnx_path, site / "model.onnx")

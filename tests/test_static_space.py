@@ -98,7 +98,8 @@ def test_site_files_card_and_size(site):
                  "README.md", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"):
         assert (out / name).is_file(), name
     assert result["precision"] == "int8" and result["under_size_limit"] and result["size_mb"] < 25
-    assert result["export"]["reduce_range"] and result["export"]["parity_ok"]  # 7-bit weights: no CPU saturates
+    assert result["export"]["reduce_range"] and result["export"]["per_channel"]  # 7-bit weights: no CPU saturates
+    assert result["export"]["parity_ok"]
     assert not any(p.suffix == ".map" or "jsep" in p.name or "webgpu" in p.name for p in out.rglob("*"))  # CPU build only
     config = json.loads((out / "preprocessing.json").read_text())
     assert config["labels"] == list(CLASSES) and config["image_size"] == 32 and config["calibration_temperature"] == 1.3
