@@ -71,8 +71,11 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
             "A static Space: the page, the models and ONNX Runtime Web are plain files, so any static host serves it "
             "and it never sleeps. Built by fer-hf's `scripts/build_static_space.py`.", "",
             "## How it works", "",
-            f"1. Faces are found with YuNet (Wu et al., 2023; OpenCV Zoo, MIT licence) on the photo scaled to at most "
-            f"{det['max_side']} px on its long side, score threshold {det['score_threshold']}, NMS {det['nms_threshold']}.",
+            f"1. Faces are found with YuNet (Wu et al., 2023; OpenCV Zoo, MIT licence) on the photo shrunk towards "
+            f"{det['max_side']} px on its long side"
+            + (f" (but never below {det['min_scale']:.2f}× its size, so that small faces stay findable)"
+               if det.get("min_scale") else "")
+            + f", score threshold {det['score_threshold']}, NMS {det['nms_threshold']}.",
             f"2. Each face is cropped as a square {100 * config['margin']:.0f}% larger than its box on every side, "
             f"resized to {config['image_size']}×{config['image_size']} px (Pillow's bicubic, re-implemented in fer.js) "
             f"and normalised with mean {config['mean']} and std {config['std']}.",
@@ -80,7 +83,8 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
             + (f", temperature {config['calibration_temperature']:.4f}" if config.get("calibration_temperature") else "")
             + "); all faces of a photo go through it as one batch.",
             "", "The same photo gets the same faces and scores as `python scripts/predict.py --model model.onnx` "
-            "(fer-hf's test checks this within 0.02).", ""]
+            "(fer-hf's tests/test_static_space.py compares them; the int8 weights have 7 bits so that every CPU and "
+            "the browser compute the same).", ""]
     if run:
         body += mc.model_section(run, None) + [""] + mc.data_section(run, sources, mc.is_synthetic_only(run)) + [""]
     else:
@@ -89,7 +93,8 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
                  f"training data is {mc.NOT_RECORDED}.", ""]
     body += accuracy_lines(run, load_evals(eval_dirs), export)
     body += ["", "## Labels", "", ", ".join(f"{i}: {label}" for i, label in enumerate(config["labels"])), "",
-             "## Licences", "", "YuNet: MIT (OpenCV Zoo). ONNX Runtime Web: MIT (Microsoft; `ort/` holds its wasm build). The model's use is "
+             "## Licences", "", "YuNet: MIT (OpenCV Zoo). ONNX Runtime Web: MIT (Microsoft; `ort/` holds its wasm build). "
+             "The model's use is "
              "bound by the licences of its training data (FER2013, FER+, RAF-DB and AffectNet are for research only)."]
     card = SpaceCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
     path = site / "README.md"

@@ -95,9 +95,10 @@ def detection_settings(yunet: Path) -> dict:
 
     det = faces.YuNetDetector(str(yunet))
     finds_px, min_face = getattr(det, "finds_px", None), getattr(det, "min_face", None)
+    score = getattr(det, "score_threshold", _default(faces.YuNetDetector, "score_threshold", 0.6))
     return {"detector": {
                 "file": "yunet.onnx",
-                "score_threshold": float(getattr(det, "score_threshold", _default(faces.YuNetDetector, "score_threshold", 0.6))),
+                "score_threshold": float(score),
                 "nms_threshold": float(getattr(det, "nms_threshold", _default(faces.YuNetDetector, "nms_threshold", 0.3))),
                 "top_k": 5000,  # what YuNetDetector passes to cv2.FaceDetectorYN.create
                 "max_side": int(det.max_side),  # FER_DETECT_MAX_SIDE is read here, at build time
@@ -137,7 +138,8 @@ def ort_dist(given: str | None) -> Path:
     else:
         lock = json.loads((WEB / "package-lock.json").read_text())
         version = lock["packages"]["node_modules/onnxruntime-web"]["version"]
-        base = Path(os.environ.get("FER_HF_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer_hf")
+        home_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        base = Path(os.environ.get("FER_HF_CACHE") or home_cache / "fer_hf")  # as fer_hf.faces.cache_dir
         prefix = base / f"onnxruntime-web-{version}"
         dist = prefix / "node_modules" / "onnxruntime-web" / "dist"
         if not all((dist / f).is_file() for f in ORT_FILES):

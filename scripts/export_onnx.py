@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> dict:
                                    args.reduce_range, args.per_channel)
     images, labels = sample_images(args.data, args.num_images)
     result = {"exporter": exporter, "opset": args.opset, "reduce_range": args.reduce_range,
-              "per_channel": args.per_channel, "files": paths,
-              "num_images": len(images), "data": args.data,
-              "sizes_mb": {k: os.path.getsize(p) / 1e6 for k, p in paths.items()}, **evaluate(model, paths, images, labels, pre)}
+              "per_channel": args.per_channel, "files": paths, "num_images": len(images), "data": args.data,
+              "sizes_mb": {k: os.path.getsize(p) / 1e6 for k, p in paths.items()},
+              **evaluate(model, paths, images, labels, pre)}
     result["parity_ok"] = result["fp32_max_abs_diff"] <= args.tolerance
     if "int8" in paths:
         result["int8_accuracy_change"] = result["int8_accuracy"] - result["fp32_accuracy"]

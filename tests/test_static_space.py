@@ -59,12 +59,13 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Generated photos: drawn faces on a plain room (fer_hf/synthetic.py), sizes that are shrunk for detection
-    by non-integer factors, JPEGs (one with an EXIF rotation), the astronaut photo from scikit-image when it is installed, an empty scene, a
-    non-image."""
+    by non-integer factors, JPEGs (one with an EXIF rotation), the astronaut photo from scikit-image when it is
+    installed, an empty scene, a non-image."""
     folder = tmp_path_factory.mktemp("photos")
     scenes = {"one_face": bench.scene(bench.ONE_FACE),
               "group": bench.scene(bench.GROUP, size=(960, 640), seed=1),
-              "two_large": bench.scene([("surprise", 420, (60, 150)), ("happiness", 380, (820, 260))], size=(1400, 900), seed=2),
+              "two_large": bench.scene([("surprise", 420, (60, 150)), ("happiness", 380, (820, 260))],
+                                       size=(1400, 900), seed=2),
               "no_face": Image.new("RGB", (320, 240), (90, 90, 90))}
     try:
         from skimage import data
@@ -162,7 +163,8 @@ def test_page_in_chromium_matches_predict_py_offline(site, photos, tmp_path):
             for i, (face, line) in enumerate(zip(result["faces"], lines)):
                 diffs.append(assert_same_face(face, line, f"{name} face {i}"))
             n = len(lines)
-            expect(page.locator("#message")).to_have_text("1 face found." if n == 1 else f"{n} faces found; the scores are for the largest.")
+            found = "1 face found." if n == 1 else f"{n} faces found; the scores are for the largest."
+            expect(page.locator("#message")).to_have_text(found)
             expect(page.locator("#bars .bar")).to_have_count(7)
             expect(page.locator("#bars .bar").first).to_have_attribute("data-label", result["emotion"])  # sorted: top first
             if name == "group":
