@@ -180,7 +180,7 @@ class YuNetDetector:
         # 480 px on the long side: a 640x480 frame is detected in 16 ms instead of 30 at 960 (benchmark); larger
         # photos are shrunk only as far as keeps a `min_face` face at `finds_px` (a 1280x720 group photo: 960 px).
         self.max_side = max_side or int(os.environ.get("FER_DETECT_MAX_SIDE", "480"))
-        self.min_face, self.score_threshold = min_face, score_threshold
+        self.min_face, self.score_threshold, self.nms_threshold = min_face, score_threshold, nms_threshold
         self._lock = threading.Lock()  # the detector keeps its input size as state
 
     def settings(self) -> dict:
