@@ -65,7 +65,11 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
     data = SpaceCardData(title=title, emoji="🙂", colorFrom="green", colorTo="blue", sdk="static",
                          app_file="index.html", pinned=False,
                          short_description="Faces and their emotions, found in your browser",
-                         tags=["facial-expression-recognition", "onnx", "onnxruntime-web", "fer-hf"])
+                         tags=["facial-expression-recognition", "onnx", "onnxruntime-web", "fer-hf"],
+                         # cross-origin isolation: lets ONNX Runtime Web use threads (static Spaces send these)
+                         custom_headers={"cross-origin-embedder-policy": "require-corp",
+                                         "cross-origin-opener-policy": "same-origin",
+                                         "cross-origin-resource-policy": "cross-origin"})
     det = config["detector"]
     body = [f"# {title}", "", PRIVACY, "",
             "A static Space: the page, the models and ONNX Runtime Web are plain files, so any static host serves it "

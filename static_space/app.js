@@ -6,7 +6,10 @@ import * as ort from './ort/ort.wasm.min.mjs';
 import { FerPipeline, rgbaToRgb } from './fer.js';
 
 ort.env.wasm.wasmPaths = new URL('./ort/', import.meta.url).href;  // the copies next to this page; never a CDN
-ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+// Threads need cross-origin isolation (the Space's README asks Hugging Face for the headers). Half the cores, at
+// most 4: on a 2-core machine one thread, since two were 3x slower there with the other core busy (benchmark).
+const halfTheCores = Math.max(1, Math.min(4, Math.floor((navigator.hardwareConcurrency || 2) / 2)));
+ort.env.wasm.numThreads = self.crossOriginIsolated ? halfTheCores : 1;
 
 const $ = (id) => document.getElementById(id);
 const NO_FACE = "No face found, so this is the prediction for the whole image (tick 'faces are already cropped' for crops).";

@@ -106,6 +106,7 @@ def test_site_files_card_and_size(site):
     assert config["labels"] == list(CLASSES) and config["image_size"] == 32 and config["calibration_temperature"] == 1.3
     readme = (out / "README.md").read_text()
     assert readme.startswith("---\n") and "\nsdk: static\n" in readme and "app_file: index.html" in readme
+    assert "cross-origin-embedder-policy: require-corp" in readme  # so that the wasm runtime may use threads
     assert "synthetic_fer" in readme and "accuracy 0.4286, macro-F1 0.3512" in readme  # trained on / measured accuracy
     assert "drawn cartoon faces" in readme and "Nothing is uploaded" in readme
     for name in ("index.html", "app.js", "fer.js"):  # no CDN, no outside URL the page could fetch
