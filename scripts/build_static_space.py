@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"output_dir": str(out), "files": files, "size_mb": round(total_mb, 2), "precision": precision,
               "under_size_limit": total_mb < SIZE_LIMIT_MB, "export": {k: v for k, v in export.items() if k != "files"}}
     print(f"static site in {out}: {len(files)} files, {total_mb:.1f} MB (limit {SIZE_LIMIT_MB} MB)")
+    if total_mb >= SIZE_LIMIT_MB:
+        print(f"WARNING: the site is over {SIZE_LIMIT_MB} MB; the int8 model (without --fp32) is about 4x smaller")
     for name, size in files.items():
         print(f"  {size / 1e6:8.3f} MB  {name}")
     if args.push_to_hub:
