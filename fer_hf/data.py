@@ -9,11 +9,13 @@ image is skipped and counted instead of ending a run.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import datasets
 from datasets import ClassLabel, Dataset, DatasetDict, Image, List, Value, concatenate_datasets, load_dataset, load_from_disk
 
 from .hub import require_hub
@@ -134,6 +136,24 @@ def harmonise(ds: Dataset, source: str) -> Dataset:
     return ds
 
 
+def folder_cache_dir(path: str) -> str:
+    """A datasets cache folder keyed by a local folder's location and content (file names, sizes, mtimes).
+
+    `load_dataset(folder)` caches a folder whose README.md declares `configs` (as Hub-layout folders and
+    prepare_data.py's do) under a hash that leaves out where the folder is and what its files hold: a second
+    folder of the same name and README, or the same folder prepared again, silently loads the first one's
+    cached rows (measured with datasets 5.2: 8 stale rows instead of 26,778). A cache folder of its own per
+    location and content makes that impossible and still reuses the cache while nothing changed.
+    """
+    digest = hashlib.sha1(os.path.abspath(path).encode())
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            stat = os.stat(os.path.join(root, name))
+            digest.update(f"{os.path.relpath(os.path.join(root, name), path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return os.path.join(datasets.config.HF_DATASETS_CACHE, "fer_hf_local", digest.hexdigest()[:16])
+
+
 def load_spec(spec: str, synthetic_per_class: int = 200, seed: int = 0) -> dict[str, DatasetDict]:
     """`{source_name: DatasetDict}` for one spec, not yet harmonised."""
     if spec == "synthetic":
@@ -146,7 +166,7 @@ def load_spec(spec: str, synthetic_per_class: int = 200, seed: int = 0) -> dict[
         if os.path.isfile(os.path.join(path, "dataset_dict.json")):
             return {name: load_from_disk(path)}
         try:
-            return {name: load_dataset(path)}
+            return {name: load_dataset(path, cache_dir=folder_cache_dir(path))}
         except ValueError as err:
             if "corresponds to no data" not in str(err):
                 raise

@@ -160,3 +160,19 @@ def test_label_mode_votes_needs_votes(parquet_folder):
         build_datasets(DataArguments(datasets=[str(parquet_folder)], label_mode="votes"))
     with pytest.raises(ValueError, match="label_mode"):
         DataArguments(label_mode="vote")
+
+
+def test_two_folders_of_the_same_name_and_card_do_not_share_a_cache(tmp_path):
+    """datasets caches a README-`configs` folder under a hash blind to its location and files (see load_spec)."""
+    card = "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n---\n"
+    from datasets import ClassLabel
+
+    for where, n in (("a", 3), ("b", 5)):
+        folder = tmp_path / where / "faces"
+        (folder / "data").mkdir(parents=True)
+        rows = Dataset.from_dict({"image": [None] * n, "label": [0] * n},
+                                 features=Features({"image": Image(), "label": ClassLabel(names=["happy"])}))
+        rows.to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+        (folder / "README.md").write_text(card)
+    assert len(load_spec(str(tmp_path / "a" / "faces"))["faces"]["train"]) == 3
+    assert len(load_spec(str(tmp_path / "b" / "faces"))["faces"]["train"]) == 5
