@@ -2,6 +2,7 @@
 on loopback; headless Chromium runs it with every outside request blocked; its faces and scores are compared
 with scripts/predict.py on the same ONNX file."""
 
+import collections
 import json
 import os
 import shutil
@@ -151,8 +152,9 @@ def test_page_in_chromium_matches_predict_py_offline(site, photos, tmp_path):
     root, _ = site
     blocked, diffs = [], []
     with bench.serve(root / "site") as url, sync_playwright() as p, bench.browser_page(p, blocked) as page:
-        errors = []
+        errors, fetched = [], collections.Counter()
         page.on("pageerror", lambda err: errors.append(str(err)))
+        page.on("request", lambda request: fetched.update([request.url]))
         page.goto(url, wait_until="load")
         expect(page.locator("#privacy")).to_contain_text("never leave this device")
         for name in [n for n in photos if n not in ("bad", "no_face")]:
@@ -185,6 +187,7 @@ def test_page_in_chromium_matches_predict_py_offline(site, photos, tmp_path):
         assert len(bench.analyse(page, photos["one_face"])["result"]["faces"]) == 1
         assert not errors, errors
         assert not blocked, f"the page asked for outside URLs: {blocked}"
+        assert fetched[url + "model.onnx"] == fetched[url + "ort/ort-wasm-simd-threaded.wasm"] == 1  # preloads reused
         # and the guard really blocks: an outside request from the page fails and is recorded
         failed = page.evaluate("fetch('https://huggingface.co/').then(() => false, () => true)")
         assert failed and blocked == ["https://huggingface.co/"]
