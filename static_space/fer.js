@@ -336,11 +336,13 @@ export class FerPipeline {
   async classify(crops) {
     const { image_size: size, mean, std } = this.config;
     const plane = size * size, x = new Float32Array(crops.length * 3 * plane);
-    const m = mean.map((v) => Math.fround(v * 255)), s = std.map((v) => Math.fround(v * 255));
+    // float32 arithmetic step by step, as torch does it (FerCollator.normalise): a 1-ulp difference in a pixel
+    // can move a value across a rounding step of the int8 model's input quantisation
+    const f = Math.fround, m = mean.map((v) => f(f(v) * 255)), s = std.map((v) => f(f(v) * 255));
     crops.forEach((crop, n) => {
       const pixels = resizeBicubic(crop.rgb, crop.w, crop.h, size, size);
       for (let i = 0; i < plane; i++) {
-        for (let c = 0; c < 3; c++) x[(n * 3 + c) * plane + i] = (pixels[i * 3 + c] - m[c]) / s[c];
+        for (let c = 0; c < 3; c++) x[(n * 3 + c) * plane + i] = f(pixels[i * 3 + c] - m[c]) / s[c];
       }
     });
     const out = await this.classifier.run({ [this.inputName]: new this.ort.Tensor('float32', x, [crops.length, 3, size, size]) });

@@ -192,7 +192,9 @@ def test_page_in_chromium_matches_predict_py_offline(site, photos, tmp_path):
         failed = page.evaluate("fetch('https://huggingface.co/').then(() => false, () => true)")
         assert failed and blocked == ["https://huggingface.co/"]
     assert len(diffs) >= 8
-    assert max(diffs) < 1e-4  # far inside the bound: the 7-bit int8 export computes the same in wasm and natively
+    # far inside the bound: the pixels are bit-identical, and 7-bit weights leave only tiny int8 rounding flips
+    # (8-bit ones saturate in x86 AVX2 kernels, not in wasm: 0.009 on this model)
+    assert max(diffs) < 5e-3
     print(f"{len(diffs)} faces compared with predict.py; largest score difference {max(diffs):.2e}")
     assert (tmp_path / "static_space.png").stat().st_size < 300_000
     if os.environ.get("FER_STATIC_SCREENSHOT"):  # the README's picture
