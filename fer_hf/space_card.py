@@ -87,8 +87,8 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
             + (f", temperature {config['calibration_temperature']:.4f}" if config.get("calibration_temperature") else "")
             + "); all faces of a photo go through it as one batch.",
             "", "The same photo gets the same faces and scores as `python scripts/predict.py --model model.onnx` "
-            "(fer-hf's tests/test_static_space.py compares them; the int8 weights have 7 bits so that every CPU and "
-            "the browser compute the same).", ""]
+            "(fer-hf's tests/test_static_space.py compares them: the pixels the model sees are bit-identical; the int8 "
+            "weights have 7 bits, so x86 CPUs without VNNI do not saturate where the browser does not either).", ""]
     if run:
         body += mc.model_section(run, None) + [""] + mc.data_section(run, sources, mc.is_synthetic_only(run)) + [""]
     else:
