@@ -5,7 +5,7 @@
     python -m http.server -d site 8000        # then open http://127.0.0.1:8000
 
 The site (about 21 MB with an int8 ViT-Tiny) holds:
-- the page (index.html, app.js, fer.js, style.css from static_space/); fer.js does fer_hf's own pre- and
+- the page (index.html, app.js, fer.js, pixels.js, style.css from static_space/); fer.js does fer_hf's own pre- and
   post-processing, so a photo gets the same faces and scores as `scripts/predict.py` with the same ONNX file;
 - model.onnx: exported by scripts/export_onnx.py (int8 by default, --fp32 for the float graph; an
   existing .onnx export is copied as it is), and preprocessing.json: its labels, input size, mean, std,
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # run from a clone without install
 sys.path.append(str(ROOT / "scripts"))  # export_onnx; appended: scripts/evaluate.py must not shadow `evaluate`
 
 WEB = ROOT / "static_space"
-WEB_FILES = ("index.html", "app.js", "fer.js", "style.css")
+WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "style.css")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # the CPU build only
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_OUTPUTS = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32)]

@@ -8,95 +8,11 @@
 //   4. the FER-style square crop with a margin, clipped to the image             (faces.crop_box)
 //   5. Pillow's BICUBIC resize (antialiased, fixed-point, two passes)             (FerTransform, train=False)
 //   6. (x - mean*255) / (std*255), all faces in one batch, temperature, softmax   (FerCollator, predict_crops)
-// Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in.
+// Steps 1 and 5 are in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in.
 
-// Python's round(): halves go to the even neighbour (JavaScript's Math.round sends them up).
-export function pyRound(x) {
-  const r = Math.round(x);
-  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
-}
+import { cropRGB, pyRound, resizeArea, resizeBicubic } from './pixels.js';
 
-// OpenCV's saturate_cast<uchar>(float): round half to even, then clamp.
-function satU8(v) {
-  let r = Math.round(v);
-  if (r - v === 0.5 && (r & 1)) r -= 1;  // a tie rounded up to an odd number: go down to the even one
-  return r < 0 ? 0 : r > 255 ? 255 : r;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Step 1: cv2.resize(..., interpolation=INTER_AREA), shrinking only (computeResizeAreaTab + ResizeArea_Invoker).
-
-function areaTable(ssize, dsize, scale) {
-  const di = [], si = [], alpha = [];
-  const push = (d, s, a) => { di.push(d); si.push(s); alpha.push(a); };
-  for (let dx = 0; dx < dsize; dx++) {
-    const fsx1 = dx * scale, fsx2 = fsx1 + scale;
-    const cellWidth = Math.min(scale, ssize - fsx1);
-    let sx1 = Math.ceil(fsx1), sx2 = Math.floor(fsx2);
-    sx2 = Math.min(sx2, ssize - 1);
-    sx1 = Math.min(sx1, sx2);
-    if (sx1 - fsx1 > 1e-3) push(dx, sx1 - 1, (sx1 - fsx1) / cellWidth);
-    for (let sx = sx1; sx < sx2; sx++) push(dx, sx, 1.0 / cellWidth);
-    if (fsx2 - sx2 > 1e-3) push(dx, sx2, Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth);
-  }
-  return { di: Int32Array.from(di), si: Int32Array.from(si), alpha: Float32Array.from(alpha), length: di.length };
-}
-
-// Integer factors take OpenCV's fast path: a plain block average (the 2x2 case rounds as its SIMD code does).
-function resizeAreaFast(src, w, h, dw, dh, sx, sy) {
-  const out = new Uint8Array(dw * dh * 3), area = sx * sy, inv = Math.fround(1 / area), n = dw * 3;
-  const sum = new Int32Array(n);
-  for (let y = 0; y < dh; y++) {
-    sum.fill(0);
-    for (let j = 0; j < sy; j++) {
-      const row = (y * sy + j) * w * 3;
-      for (let x = 0; x < dw; x++) {
-        const d = x * 3;
-        for (let i = 0, s = row + x * sx * 3; i < sx; i++, s += 3) { sum[d] += src[s]; sum[d + 1] += src[s + 1]; sum[d + 2] += src[s + 2]; }
-      }
-    }
-    const o = y * n;
-    if (area === 4) for (let i = 0; i < n; i++) out[o + i] = (sum[i] + 2) >> 2;
-    else for (let i = 0; i < n; i++) out[o + i] = satU8(Math.fround(sum[i] * inv));
-  }
-  return out;
-}
-
-export function resizeArea(src, w, h, dw, dh) {
-  const scaleX = w / dw, scaleY = h / dh;
-  const ix = Math.round(scaleX), iy = Math.round(scaleY);
-  if (Math.abs(scaleX - ix) < 2.220446049250313e-16 && Math.abs(scaleY - iy) < 2.220446049250313e-16) {
-    return resizeAreaFast(src, w, h, dw, dh, ix, iy);
-  }
-  const xt = areaTable(w, dw, scaleX), yt = areaTable(h, dh, scaleY), n = dw * 3, f = Math.fround;
-  const xsi = xt.si, xalpha = xt.alpha;
-  const first = new Int32Array(dw + 1);  // the taps of output column dx are first[dx] .. first[dx + 1] - 1
-  for (let t = 0; t < xt.length; t++) first[xt.di[t] + 1] = t + 1;
-  for (let dx = 1; dx <= dw; dx++) first[dx] = Math.max(first[dx], first[dx - 1]);
-  // Storing into a Uint8ClampedArray clamps and rounds halves to even: OpenCV's saturate_cast<uchar>(float).
-  const out = new Uint8ClampedArray(dw * dh * 3), sum = new Float32Array(n), row = new Float32Array(n);
-  let prevDy = yt.di[0], prevSy = -1;
-  const flush = (dy) => out.set(sum, dy * n);
-  for (let k = 0; k < yt.length; k++) {
-    const dy = yt.di[k], sy = yt.si[k], beta = yt.alpha[k];
-    if (dy !== prevDy) { flush(prevDy); sum.fill(0); prevDy = dy; }
-    if (sy !== prevSy) {  // the horizontal pass of a source row shared by two output rows is done once
-      const base = sy * w * 3;
-      for (let dx = 0, d = 0; dx < dw; dx++, d += 3) {
-        let r = 0, g = 0, b = 0;  // float32 sums, as OpenCV's buffer row
-        for (let t = first[dx], end = first[dx + 1]; t < end; t++) {
-          const s = base + xsi[t] * 3, a = xalpha[t];
-          r = f(r + f(src[s] * a)); g = f(g + f(src[s + 1] * a)); b = f(b + f(src[s + 2] * a));
-        }
-        row[d] = r; row[d + 1] = g; row[d + 2] = b;
-      }
-      prevSy = sy;
-    }
-    for (let i = 0; i < n; i++) sum[i] += f(beta * row[i]);
-  }
-  flush(prevDy);
-  return new Uint8Array(out.buffer);
-}
+export { rgbaToRgb } from './pixels.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Step 2: cv2.FaceDetectorYN (OpenCV's face_detect.cpp): input, decode, NMS.
@@ -177,97 +93,10 @@ export function cropBox(box, width, height, margin) {
   return [left, top, right, bottom];
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Step 5: Pillow's Image.resize(size, BICUBIC) (libImaging/Resample.c): a = -0.5, support widened by the
-// scale when shrinking (antialias), 22-bit fixed-point coefficients, horizontal pass first, uint8 in between.
-
-const PRECISION_BITS = 32 - 8 - 2;
-
-function bicubic(x) {
-  const a = -0.5;
-  if (x < 0) x = -x;
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0;
-}
-
-function coefficients(inSize, outSize) {
-  const scale = inSize / outSize, filterscale = Math.max(scale, 1), support = 2 * filterscale;
-  const ksize = Math.ceil(support) * 2 + 1, bounds = new Int32Array(outSize * 2), kk = new Int32Array(outSize * ksize);
-  for (let xx = 0; xx < outSize; xx++) {
-    const center = (xx + 0.5) * scale, ss = 1 / filterscale;
-    const xmin = Math.max(0, Math.trunc(center - support + 0.5));
-    const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
-    const k = new Float64Array(xmax);
-    let ww = 0;
-    for (let x = 0; x < xmax; x++) { k[x] = bicubic((x + xmin - center + 0.5) * ss); ww += k[x]; }
-    for (let x = 0; x < xmax; x++) {
-      const v = ww !== 0 ? k[x] / ww : k[x];
-      kk[xx * ksize + x] = Math.trunc(v < 0 ? -0.5 + v * (1 << PRECISION_BITS) : 0.5 + v * (1 << PRECISION_BITS));
-    }
-    bounds[xx * 2] = xmin; bounds[xx * 2 + 1] = xmax;
-  }
-  return { ksize, bounds, kk };
-}
-
-const clip8 = (ss) => { const v = Math.floor(ss / (1 << PRECISION_BITS)); return v < 0 ? 0 : v > 255 ? 255 : v; };
-
-// src: RGB bytes of a w x h image; returns RGB bytes of ow x oh.
-export function resizeBicubic(src, w, h, ow, oh) {
-  if (ow === w && oh === h) return src.slice();
-  const horiz = coefficients(w, ow), vert = coefficients(h, oh);
-  const first = vert.bounds[0], last = vert.bounds[oh * 2 - 2] + vert.bounds[oh * 2 - 1];
-  let img = src, iw = w, ih = h, yoff = 0;
-  if (ow !== w) {  // horizontal pass over the rows the vertical pass will use
-    const rows = last - first, tmp = new Uint8Array(ow * rows * 3);
-    for (let y = 0; y < rows; y++) {
-      for (let x = 0; x < ow; x++) {
-        const xmin = horiz.bounds[x * 2], xmax = horiz.bounds[x * 2 + 1], k = x * horiz.ksize;
-        let s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-        for (let i = 0; i < xmax; i++) {
-          const p = ((y + first) * w + xmin + i) * 3, c = horiz.kk[k + i];
-          s0 += src[p] * c; s1 += src[p + 1] * c; s2 += src[p + 2] * c;
-        }
-        const d = (y * ow + x) * 3;
-        tmp[d] = clip8(s0); tmp[d + 1] = clip8(s1); tmp[d + 2] = clip8(s2);
-      }
-    }
-    img = tmp; iw = ow; ih = rows; yoff = first;
-  }
-  if (oh === h) return img;
-  const out = new Uint8Array(ow * oh * 3);
-  for (let y = 0; y < oh; y++) {
-    const ymin = vert.bounds[y * 2] - yoff, ymax = vert.bounds[y * 2 + 1], k = y * vert.ksize;
-    for (let x = 0; x < iw; x++) {
-      let s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-      for (let i = 0; i < ymax; i++) {
-        const p = ((ymin + i) * iw + x) * 3, c = vert.kk[k + i];
-        s0 += img[p] * c; s1 += img[p + 1] * c; s2 += img[p + 2] * c;
-      }
-      const d = (y * ow + x) * 3;
-      out[d] = clip8(s0); out[d + 1] = clip8(s1); out[d + 2] = clip8(s2);
-    }
-  }
-  return out;
-}
-
-export function cropRGB(rgb, w, [left, top, right, bottom]) {
-  const cw = right - left, ch = bottom - top, out = new Uint8Array(cw * ch * 3);
-  for (let y = 0; y < ch; y++) out.set(rgb.subarray(((top + y) * w + left) * 3, ((top + y) * w + right) * 3), y * cw * 3);
-  return out;
-}
-
 export function softmax(logits, temperature) {
   const z = Array.from(logits, (v) => (temperature ? v / temperature : v));
   const m = Math.max(...z), e = z.map((v) => Math.exp(v - m)), s = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / s);
-}
-
-// RGBA (canvas ImageData) -> RGB bytes.
-export function rgbaToRgb(rgba, w, h) {
-  const out = new Uint8Array(w * h * 3);
-  for (let i = 0, j = 0; i < w * h * 4; i += 4, j += 3) { out[j] = rgba[i]; out[j + 1] = rgba[i + 1]; out[j + 2] = rgba[i + 2]; }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------

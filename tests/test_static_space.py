@@ -96,7 +96,7 @@ def photos(tmp_path_factory):
 def test_site_files_card_and_size(site):
     root, result = site
     out = root / "site"
-    for name in ("index.html", "app.js", "fer.js", "style.css", "model.onnx", "yunet.onnx", "preprocessing.json",
+    for name in ("index.html", "app.js", "fer.js", "pixels.js", "style.css", "model.onnx", "yunet.onnx", "preprocessing.json",
                  "README.md", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"):
         assert (out / name).is_file(), name
     assert result["precision"] == "int8" and result["under_size_limit"] and result["size_mb"] < 25
@@ -110,7 +110,7 @@ def test_site_files_card_and_size(site):
     assert "cross-origin-embedder-policy: require-corp" in readme  # so that the wasm runtime may use threads
     assert "synthetic_fer" in readme and "accuracy 0.4286, macro-F1 0.3512" in readme  # trained on / measured accuracy
     assert "drawn cartoon faces" in readme and "Nothing is uploaded" in readme
-    for name in ("index.html", "app.js", "fer.js"):  # no CDN, no outside URL the page could fetch
+    for name in ("index.html", "app.js", "fer.js", "pixels.js"):  # no CDN, no outside URL the page could fetch
         assert "https://" not in (out / name).read_text() and "http://" not in (out / name).read_text()
 
 
@@ -272,3 +272,36 @@ def test_paste_drop_and_webcam(site, photos):
         page.locator("#webcam").click()
         expect(page.locator("#webcam")).to_have_text("Start webcam")
     assert not blocked, blocked
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run static_space/pixels.js outside a browser")
+def test_pixel_ops_are_bit_exact_copies_of_opencv_and_pillow(tmp_path):
+    """pixels.js against cv2.resize(INTER_AREA) and PIL's BICUBIC resize, byte for byte, on random images and sizes
+    that take every path (integer and fractional shrink factors, up- and downscaling, one axis only)."""
+    import subprocess
+
+    import cv2
+
+    rng = np.random.default_rng(0)
+    cases = [("area", 900, 700, 480, 373), ("area", 960, 720, 480, 360), ("area", 1234, 77, 480, 30),
+             ("bicubic", 140, 140, 32, 32), ("bicubic", 33, 47, 48, 48), ("bicubic", 500, 400, 224, 224),
+             ("bicubic", 64, 40, 64, 48)]
+    for i, (kind, w, h, ow, oh) in enumerate(cases):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        expected = (cv2.resize(image, (ow, oh), interpolation=cv2.INTER_AREA) if kind == "area"
+                    else np.asarray(Image.fromarray(image).resize((ow, oh), Image.BICUBIC)))
+        image.tofile(tmp_path / f"{i}.in")
+        expected.tofile(tmp_path / f"{i}.expected")
+    script = f"""
+        import fs from 'fs';
+        import {{ resizeArea, resizeBicubic }} from '{(bench.ROOT / "static_space" / "pixels.js").as_uri()}';
+        const cases = {json.dumps(cases)};
+        cases.forEach(([kind, w, h, ow, oh], i) => {{
+          const src = new Uint8Array(fs.readFileSync('{tmp_path}/' + i + '.in'));
+          const out = (kind === 'area' ? resizeArea : resizeBicubic)(src, w, h, ow, oh);
+          fs.writeFileSync('{tmp_path}/' + i + '.out', out);
+        }});"""
+    subprocess.run(["node", "--input-type=module", "-e", script], check=True, timeout=120)
+    for i, case in enumerate(cases):
+        out, expected = (tmp_path / f"{i}.out").read_bytes(), (tmp_path / f"{i}.expected").read_bytes()
+        assert out == expected, f"{case}: {sum(a != b for a, b in zip(out, expected))} bytes differ"
