@@ -31,7 +31,10 @@ const ready = FerPipeline.create(ort, '.').then((pipeline) => {
   document.body.dataset.state = 'ready';
   return pipeline;
 }).catch((err) => {
-  $('status').textContent = `The models could not be loaded: ${err.message || err}`;
+  $('status').textContent = location.protocol === 'file:'
+    ? 'Open this page through a web server (python -m http.server -d SITE), not as a file: browsers do not let a ' +
+      'file:// page load its models.'
+    : `The models could not be loaded: ${err.message || err}`;
   document.body.dataset.state = 'error';
   throw err;
 });
