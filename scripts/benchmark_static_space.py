@@ -12,6 +12,9 @@ http.server on 127.0.0.1, opens it in headless Chromium with every request to an
 - then ms per photo and per face (p50 over `--repeats` runs: decode, YuNet, crops, model, drawing) for a
   640x480 photo with one face and a 960x640 one with several. Target: under 50 ms a face.
 - the site's size (target: under 25 MB) and the number of blocked outside requests (must be 0).
+- fer_hf's own Python pipeline (EmotionRecognizer, onnxruntime + OpenCV, one thread) on the same photos and
+  ONNX file, measured in the same run: on a shared machine it shows how busy the CPU was.
+`--isolated` serves the cross-origin isolation headers (as the Space does), so that wasm may use threads.
 Photos are generated (drawn faces from fer_hf/synthetic.py on a plain background); `--screenshot` saves
 the page with a result, as in the README.
 """

@@ -305,3 +305,16 @@ def test_pixel_ops_are_bit_exact_copies_of_opencv_and_pillow(tmp_path):
     for i, case in enumerate(cases):
         out, expected = (tmp_path / f"{i}.out").read_bytes(), (tmp_path / f"{i}.expected").read_bytes()
         assert out == expected, f"{case}: {sum(a != b for a, b in zip(out, expected))} bytes differ"
+
+
+@needs_chromium
+def test_benchmark_reports_every_figure(site):
+    root, _ = site
+    result = bench.main(["--site", str(root / "site"), "--repeats", "2"])
+    assert result["first_prediction_ms"] > result["models_ready_ms"] > 0 and result["first_faces"] == 1
+    for name, faces in (("one_face", 1), ("group", 4)):
+        r = result[name]
+        assert r["faces"] == result["python_reference"][name]["faces"] == faces
+        assert 0 < r["yunet_ms"] < r["detect_ms"] < r["total_ms"] and r["ms_per_face"] == r["total_ms"] / faces
+    assert result["blocked_requests"] == [] and set(result["targets"]) == {
+        "first_prediction_within_3s", "under_50ms_a_face", "site_under_25mb", "no_outside_requests"}
