@@ -51,6 +51,8 @@ class FerTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: the lazy transforms read raw columns."})
 
     def __post_init__(self):
+        if str(self.teacher_model).lower() in ("", "none"):  # `--teacher_model none` turns a recipe's teacher off
+            self.teacher_model = None
         if self.distillation_type not in DISTILLATION_TYPES:
             raise ValueError(f"distillation_type={self.distillation_type!r}: expected one of {DISTILLATION_TYPES}.")
         if not 0 <= self.distillation_alpha <= 1 or self.distillation_temperature <= 0:

@@ -148,6 +148,7 @@ def test_distillation_losses():
 def test_bad_teacher_and_distillation_settings_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="teacher_model"):
         make_trainer(tmp_path, teacher_model=str(tmp_path / "nowhere"))
+    assert FerTrainingArguments(output_dir=str(tmp_path), teacher_model="none").teacher_model is None  # a recipe's teacher, off
     with pytest.raises(ValueError, match="distillation_type"):
         FerTrainingArguments(output_dir=str(tmp_path), distillation_type="medium")
     with pytest.raises(ValueError, match="distillation_alpha"):
