@@ -14,7 +14,6 @@ own preprocessing. The loss mixes the usual target cross-entropy with the teache
 from __future__ import annotations
 
 import json
-import logging
 import os
 
 import torch
@@ -22,8 +21,6 @@ import torch.nn.functional as F
 
 from .labels import CLASSES
 from .modeling import preprocessing_config
-
-logger = logging.getLogger(__name__)
 
 DISTILLATION_TYPES = ("soft", "hard")
 METRIC_FILES = ("all_results.json", "eval_results.json")
