@@ -34,7 +34,7 @@ SYNTHETIC_WARNING = ("This model was trained only on fer_hf's drawn synthetic fa
                      "meant for photos, and its answers on real faces mean nothing. Train the real model "
                      "(README: \"Your own photo\") and serve that.")
 TRAIN_HINT = ("accelerate launch scripts/train.py scripts/configs/quickstart.yaml (a few minutes, synthetic faces), "
-              "or scripts/configs/ferplus_vit_tiny_cpu.yaml for the model meant for photos")
+              "or scripts/configs/ferplus_teacher_cpu.yaml (then ferplus_vit_tiny_cpu.yaml) for the model meant for photos")
 
 
 def is_model_folder(path: str) -> bool:
