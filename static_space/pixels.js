@@ -61,32 +61,29 @@ export function resizeArea(src, w, h, dw, dh) {
     return resizeAreaFast(src, w, h, dw, dh, ix, iy);
   }
   const xt = areaTable(w, dw, scaleX), yt = areaTable(h, dh, scaleY), n = dw * 3, f = Math.fround;
-  const xsi = xt.si, xalpha = xt.alpha;
-  const first = new Int32Array(dw + 1);  // the taps of output column dx are first[dx] .. first[dx + 1] - 1
-  for (let t = 0; t < xt.length; t++) first[xt.di[t] + 1] = t + 1;
-  for (let dx = 1; dx <= dw; dx++) first[dx] = Math.max(first[dx], first[dx - 1]);
+  const taps = xt.length, xd = new Int32Array(taps), xs = new Int32Array(taps), xalpha = xt.alpha;
+  for (let t = 0; t < taps; t++) { xd[t] = xt.di[t] * 3; xs[t] = xt.si[t] * 3; }
   // Storing into a Uint8ClampedArray clamps and rounds halves to even: OpenCV's saturate_cast<uchar>(float).
   const out = new Uint8ClampedArray(dw * dh * 3), sum = new Float32Array(n), row = new Float32Array(n);
   let prevDy = yt.di[0], prevSy = -1;
-  const flush = (dy) => out.set(sum, dy * n);
   for (let k = 0; k < yt.length; k++) {
     const dy = yt.di[k], sy = yt.si[k], beta = yt.alpha[k];
-    if (dy !== prevDy) { flush(prevDy); sum.fill(0); prevDy = dy; }
+    if (dy !== prevDy) { out.set(sum, prevDy * n); sum.fill(0); prevDy = dy; }
     if (sy !== prevSy) {  // the horizontal pass of a source row shared by two output rows is done once
+      // Tap by tap in OpenCV's order, float32 throughout: the product is rounded to float32 (fround), and the
+      // sum stored into a Float32Array is rounded once more, exactly as a float32 add (a double add of two
+      // floats, rounded to float, is the float add).
+      row.fill(0);
       const base = sy * w * 3;
-      for (let dx = 0, d = 0; dx < dw; dx++, d += 3) {
-        let r = 0, g = 0, b = 0;  // float32 sums, as OpenCV's buffer row
-        for (let t = first[dx], end = first[dx + 1]; t < end; t++) {
-          const s = base + xsi[t] * 3, a = xalpha[t];
-          r = f(r + f(src[s] * a)); g = f(g + f(src[s + 1] * a)); b = f(b + f(src[s + 2] * a));
-        }
-        row[d] = r; row[d + 1] = g; row[d + 2] = b;
+      for (let t = 0; t < taps; t++) {
+        const s = base + xs[t], d = xd[t], a = xalpha[t];
+        row[d] += f(src[s] * a); row[d + 1] += f(src[s + 1] * a); row[d + 2] += f(src[s + 2] * a);
       }
       prevSy = sy;
     }
     for (let i = 0; i < n; i++) sum[i] += f(beta * row[i]);
   }
-  flush(prevDy);
+  out.set(sum, prevDy * n);
   return new Uint8Array(out.buffer);
 }
 
