@@ -46,6 +46,8 @@ class FerTrainingArguments(TrainingArguments):
     distillation_alpha: float = field(default=0.5, metadata={"help": "Weight of the teacher's term in the loss (0..1)."})
     distillation_temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of soft distillation."})
     distillation_type: str = field(default="soft", metadata={"help": "'soft' (KL to the teacher's distribution) or 'hard' (its argmax)."})
+    time_budget_minutes: float | None = field(default=None, metadata={"help": "Cap the run at what fits this many minutes on "
+                                             "this machine (a few steps are timed first; see fer_hf/budget.py)."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh even if output_dir holds checkpoints."})
     # Our collator needs the `image`/`label` columns that Trainer would otherwise strip.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: the lazy transforms read raw columns."})

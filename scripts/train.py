@@ -22,6 +22,7 @@ import torch
 import transformers
 from transformers import EarlyStoppingCallback, set_seed
 
+from fer_hf.budget import apply_time_budget
 from fer_hf.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
 from fer_hf.config import parse_args
 from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     if teacher:  # in config.json, so that the model folder itself says what it was distilled from
         model.config.fer_teacher = teacher
         logger.info("Teacher %s: validation %s", teacher["path"], teacher["validation"] or "not recorded")
+    budget = apply_time_budget(trainer, len(data["train"]), len(data["validation"]), resume)
     if "tensorboard" in args.report_to:  # the eval confusion matrix as an image, next to the scalars
         trainer.add_callback(ConfusionMatrixCallback(trainer))
     if trainer.is_world_process_zero():
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
         # masks hub_token and every other *_token field.
         with open(os.path.join(args.output_dir, "train_args.json"), "w") as f:
             json.dump({"model": asdict(model_args), "data": asdict(data_args),
-                       "training": json.loads(args.to_json_string()), "teacher": teacher}, f, indent=2)
+                       "training": json.loads(args.to_json_string()), "teacher": teacher,
+                       "time_budget": budget}, f, indent=2)
 
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()

@@ -1,0 +1,48 @@
+"""--time_budget_minutes: the run is capped at what fits, its randomness untouched, and a resume keeps the cap."""
+
+import json
+import shutil
+
+import torch
+from safetensors.torch import load_file
+
+import train
+from fer_hf.budget import budget_steps
+from test_train_script import quick_args
+
+
+def test_budget_steps_counts_training_and_evaluations():
+    # 1 s a step, 10 steps an epoch, batch 8: an evaluation of 80 images costs 80 * 0.3 / 8 = 3 s
+    assert budget_steps(1, 1.0, 10, 1000, 8, 0, False) == 60
+    assert budget_steps(1, 1.0, 10, 1000, 8, 80, True) == int(60 / 1.3)
+    assert budget_steps(1, 1.0, 10, 20, 8, 80, True) == 20  # never more than the recipe asks for
+    assert budget_steps(0.001, 5.0, 10, 20, 8, 0, False) == 1  # at least one step
+
+
+def test_budget_caps_the_run_and_leaves_its_randomness_alone(tmp_path, parquet_folder):
+    # 28 training images in batches of 8: 4 steps an epoch, 200 asked for; a 2 s budget fits far fewer
+    capped = tmp_path / "capped"
+    train.main(quick_args(parquet_folder, capped, "--num_train_epochs", "50", "--time_budget_minutes", "0.033",
+                          "--eval_strategy", "no", "--save_strategy", "no", "--cutmix_prob", "0.5"))
+    budget = json.loads((capped / "train_args.json").read_text())["time_budget"]
+    assert budget["planned_steps"] == 200 and 1 <= budget["max_steps"] < 200 and budget["step_seconds"] > 0
+    steps = budget["max_steps"]
+    assert json.loads((capped / "trainer_state.json").read_text())["global_step"] == steps
+    # the same run asked for those steps directly: the timed probe consumed no random numbers of the run
+    plain = tmp_path / "plain"
+    train.main(quick_args(parquet_folder, plain, "--num_train_epochs", "50", "--max_steps", str(steps),
+                          "--eval_strategy", "no", "--save_strategy", "no", "--cutmix_prob", "0.5"))
+    a, b = load_file(capped / "model.safetensors"), load_file(plain / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_keeps_the_steps_the_run_was_sized_to(tmp_path, parquet_folder):
+    out = tmp_path / "run"
+    args = ("--num_train_epochs", "2", "--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", "2")
+    train.main(quick_args(parquet_folder, out, *args, "--max_steps", "4"))  # checkpoints of a run sized to 4 steps
+    shutil.rmtree(out / "checkpoint-4")  # as if killed after step 2
+    # a budget on resume does not re-time the machine: the checkpoint's schedule (4 steps) stands
+    train.main(quick_args(parquet_folder, out, *args, "--time_budget_minutes", "0.0001", "--resume_from_checkpoint"))
+    budget = json.loads((out / "train_args.json").read_text())["time_budget"]
+    assert budget["resumed"] and budget["max_steps"] == 4
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
