@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
+import re
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .labels import CLASSES
+
+logger = logging.getLogger(__name__)
 
 # = fer_hf.modeling.TEMPERATURE_KEY (a test checks it), not imported: that module loads torch, timm and
 # transformers, ~10 s on a busy 2-core machine, for one string.
@@ -371,3 +375,23 @@ def build_model_card(model_dir: str, repo_id: str, evals: dict[str, dict] | None
         license = "apache-2.0" if is_synthetic_only(run) else None
     body = card_body(run, repo_id, evals, license, files)
     return ModelCard(f"---\n{card_data(run, repo_id, evals, license).to_yaml()}\n---\n\n{body}")
+
+
+def read_evals(eval_dirs: list[str], model_dir: str | None = None) -> dict[str, tuple[str, dict]]:
+    """{name: (folder, metrics.json)} of scripts/evaluate.py output folders; names from the folder names, made
+    unique. Warns when a folder evaluated another model than `model_dir`."""
+    out = {}
+    for folder in eval_dirs:
+        path = os.path.join(folder, "metrics.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--eval_dir {folder!r} has no metrics.json; expected an output_dir of scripts/evaluate.py.")
+        with open(path) as f:
+            metrics = json.load(f)
+        if model_dir and os.path.realpath(os.path.expanduser(str(metrics.get("model")))) != os.path.realpath(model_dir):
+            logger.warning("%s evaluated --model %r, not %r: check it is the same model.", path, metrics.get("model"), model_dir)
+        base = re.sub(r"[^\w.-]", "_", os.path.basename(os.path.normpath(folder))) or "eval"
+        name, i = base, 2
+        while name in out:
+            name, i = f"{base}-{i}", i + 1
+        out[name] = (folder, metrics)
+    return out

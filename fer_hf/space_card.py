@@ -8,7 +8,6 @@ all_results.json) and any scripts/evaluate.py output; what was not recorded is c
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -44,17 +43,6 @@ def accuracy_lines(run: dict | None, evals: dict[str, dict], export: dict) -> li
         lines += ["", "**This model was trained on drawn cartoon faces (fer_hf/synthetic.py) only**: it shows how the "
                   "demo works, and its emotions for real photographs mean little."]
     return lines
-
-
-def load_evals(eval_dirs: list[str]) -> dict[str, dict]:
-    evals = {}
-    for folder in eval_dirs:
-        path = os.path.join(folder, "metrics.json")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"--eval_dir {folder!r} has no metrics.json (scripts/evaluate.py writes one)")
-        with open(path) as f:
-            evals[os.path.basename(os.path.normpath(folder))] = json.load(f)
-    return evals
 
 
 def write_readme(site: Path, model: str, title: str, config: dict, export: dict, eval_dirs: list[str]) -> Path:
@@ -95,7 +83,7 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
         body += ["## Model", "", f"Built from the ONNX file `{os.path.basename(model)}` "
                  f"(architecture `{config.get('architecture')}`); its training folder was not available, so the "
                  f"training data is {mc.NOT_RECORDED}.", ""]
-    body += accuracy_lines(run, load_evals(eval_dirs), export)
+    body += accuracy_lines(run, {n: m for n, (_, m) in mc.read_evals(eval_dirs).items()}, export)
     body += ["", "## Labels", "", ", ".join(f"{i}: {label}" for i, label in enumerate(config["labels"])), "",
              "## Licences", "", "YuNet: MIT (OpenCV Zoo). ONNX Runtime Web: MIT (Microsoft; `ort/` holds its wasm build). "
              "The model's use is "

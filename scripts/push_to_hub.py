@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fer_hf.hub import (check_stage_target, require_hub, require_token, safetensors_header, token_leaks, upload_command,
                         upload_stage, write_timm_weights)
-from fer_hf.model_card import build_model_card
+from fer_hf.model_card import build_model_card, read_evals
 
 logger = logging.getLogger("fer_hf.push_to_hub")
 COPIED = ("config.json", "preprocessor_config.json", "all_results.json", "class_counts.json")
@@ -68,25 +68,6 @@ def check_model(model_dir: str) -> None:
             hint = f" It holds {', '.join(found)}: pass one of those, or let training finish." if found else ""
             raise FileNotFoundError(f"--model {model_dir!r} has no {name}; expected a saved model folder "
                                     f"(the output_dir of scripts/train.py).{hint}")
-
-
-def read_evals(eval_dirs: list[str], model_dir: str) -> dict[str, tuple[str, dict]]:
-    """{name under eval/: (folder, metrics.json)}; names from the folder names, made unique."""
-    out = {}
-    for folder in eval_dirs:
-        path = os.path.join(folder, "metrics.json")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"--eval_dir {folder!r} has no metrics.json; expected an output_dir of scripts/evaluate.py.")
-        with open(path) as f:
-            metrics = json.load(f)
-        if os.path.realpath(os.path.expanduser(str(metrics.get("model")))) != os.path.realpath(model_dir):
-            logger.warning("%s evaluated --model %r, not %r: check it is the same model.", path, metrics.get("model"), model_dir)
-        base = re.sub(r"[^\w.-]", "_", os.path.basename(os.path.normpath(folder))) or "eval"
-        name, i = base, 2
-        while name in out:
-            name, i = f"{base}-{i}", i + 1
-        out[name] = (folder, metrics)
-    return out
 
 
 def copy_files(model_dir: str, evals: dict, tmp: str) -> None:
