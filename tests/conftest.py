@@ -21,6 +21,20 @@ sys.path.append(str(ROOT / "scripts"))  # appended: scripts/evaluate.py must not
 TINY_MODEL = ["--architecture", "vit_tiny_patch16_224", "--init_from", "none", "--image_size", "32", "--patch_size", "8", "--model_args", '{"depth": 1}']
 
 
+def save_confident_vit(folder, depth: int):
+    """A tiny random ViT (32 px, patch 8) whose head is scaled up so its scores are far from uniform, saved."""
+    import torch
+
+    from fer_hf.modeling import ModelArguments, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args=f'{{"depth": {depth}}}'))
+    with torch.no_grad():
+        model.timm_model.head.weight.mul_(40.0)
+    model.save_pretrained(str(folder))
+    return folder
+
+
 def random_image(rng, size=40, mode="RGB"):
     channels = 3 if mode == "RGB" else 1
     arr = rng.integers(0, 256, (size, size, channels), dtype=np.uint8)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from conftest import ROOT, random_image
+from conftest import ROOT, random_image, save_confident_vit
 from fer_hf import evaluation as ev
 from fer_hf.hub import HubUnreachableError
 from fer_hf.labels import CLASSES
@@ -37,14 +37,7 @@ OUTPUTS = ["metrics.json", "report.md", "confusion_matrix.png", "reliability.png
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A tiny random ViT (depth 1, 32 px, patch 8) whose head is scaled up so scores are far from uniform."""
-    torch.manual_seed(0)
-    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
-    with torch.no_grad():
-        model.timm_model.head.weight.mul_(40.0)
-    folder = tmp_path_factory.mktemp("model")
-    model.save_pretrained(str(folder))
-    return folder
+    return save_confident_vit(tmp_path_factory.mktemp("model"), depth=1)
 
 
 @pytest.fixture

@@ -13,22 +13,16 @@ from fer_hf import explain
 from fer_hf.hub import HubUnreachableError
 from fer_hf.inference import EmotionRecognizer, load_image
 from fer_hf.labels import CLASSES
-from fer_hf.modeling import TEMPERATURE_KEY, ModelArguments, build_model
+from fer_hf.modeling import TEMPERATURE_KEY
 from fer_hf.transforms import BadImageError, FerCollator, FerTransform
 
+from conftest import save_confident_vit
 from test_faces import TWO_FACES, YUNET, detectable_scene, needs_yunet, scene
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A tiny ViT (two blocks, 32 px) whose head is scaled up so its probabilities are far from uniform."""
-    torch.manual_seed(0)
-    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 2}'))
-    with torch.no_grad():
-        model.timm_model.head.weight.mul_(40)
-    folder = tmp_path_factory.mktemp("tiny_model")
-    model.save_pretrained(folder)
-    return folder
+    return save_confident_vit(tmp_path_factory.mktemp("tiny_model"), depth=2)
 
 
 @pytest.fixture(scope="module")
