@@ -87,6 +87,15 @@ def resumed_max_steps(checkpoint: str) -> int | None:
         return None
 
 
+def _recorded_budget(output_dir: str) -> dict:
+    """The decision the run's first start wrote to train_args.json (its timed step), if any."""
+    try:
+        with open(os.path.join(output_dir, "train_args.json")) as f:
+            return json.load(f).get("time_budget") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str | None) -> dict | None:
     """Cap `trainer.args.max_steps` to the time budget; returns what was decided (for train_args.json)."""
     args = trainer.args
@@ -99,7 +108,8 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
         if steps:
             args.max_steps = steps
             logger.info("Time budget: resuming with the %d steps the run was sized to", steps)
-            return {"minutes": minutes, "max_steps": steps, "planned_steps": planned, "resumed": True}
+            return {**_recorded_budget(args.output_dir), "minutes": minutes, "max_steps": steps, "planned_steps": planned,
+                    "resumed": True}
     # every process of a multi-process run must lay out the same schedule: the slowest one's step time counts
     step_s = float(trainer.accelerator.gather(torch.tensor([measure_step_seconds(trainer)])).max())
     batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size

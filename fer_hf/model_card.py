@@ -69,7 +69,8 @@ def load_run(model_dir: str) -> dict:
         args, data_args, args_from = saved.get("training", saved), saved.get("data"), "train_args.json"
     elif (args := tensorboard_args(model_dir)) is not None:
         args_from = "the TensorBoard log (runs/)"
-    return {"config": config, "args": args or {}, "data_args": data_args or {}, "args_from": args_from,
+    budget = saved.get("time_budget") if isinstance(saved, dict) else None
+    return {"config": config, "args": args or {}, "data_args": data_args or {}, "args_from": args_from, "budget": budget,
             "results": _read_json(os.path.join(model_dir, "all_results.json")) or {},
             "state": _read_json(os.path.join(model_dir, "trainer_state.json")) or {},
             "counts": _read_json(os.path.join(model_dir, "class_counts.json"))}
@@ -210,6 +211,15 @@ def _distillation(a: dict, teacher: dict | None) -> str:
             f"at `{teacher.get('path', a.get('teacher_model'))}`{scores}")
 
 
+def _budget(budget: dict | None) -> str:
+    """The time-budget row: what fit on the machine the run was sized on (fer_hf/budget.py)."""
+    if not budget:
+        return "none"
+    timed = f"{budget['step_seconds']:g} s a step timed, so " if "step_seconds" in budget else ""
+    return (f"{budget['minutes']:g} min: {timed}{budget['max_steps']} of the recipe's {budget['planned_steps']} steps"
+            + (" (kept on resume)" if budget.get("resumed") else ""))
+
+
 def recipe_section(run: dict) -> list[str]:
     a, cfg, state, res = run["args"], run["config"], run["state"], run["results"]
     margs, size = cfg.get("model_args", {}), cfg.get("pretrained_cfg", {}).get("input_size", [None])[-1]
@@ -223,6 +233,7 @@ def recipe_section(run: dict) -> list[str]:
     rows = [["image size", f"{size} px"], ["patch size", patch],
             ["dropout / drop path", f"{margs.get('drop_rate', NOT_RECORDED)} / {margs.get('drop_path_rate', NOT_RECORDED)}"],
             ["trained for", trained + (f" (asked: {planned})" if a else "")],
+            ["time budget", _budget(run.get("budget"))],
             ["batch size per device", arg("per_device_train_batch_size") if a else state.get("train_batch_size", NOT_RECORDED)],
             ["gradient accumulation", arg("gradient_accumulation_steps")], ["optimizer", arg("optim")],
             ["learning rate", arg("learning_rate")], ["scheduler", arg("lr_scheduler_type")],

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 import train
 from fer_hf.budget import budget_steps
+from fer_hf.model_card import build_model_card
 from test_train_script import quick_args
 
 
@@ -28,6 +29,8 @@ def test_budget_caps_the_run_and_leaves_its_randomness_alone(tmp_path, parquet_f
     assert budget["planned_steps"] == 200 and 1 <= budget["max_steps"] < 200 and budget["step_seconds"] > 0
     steps = budget["max_steps"]
     assert json.loads((capped / "trainer_state.json").read_text())["global_step"] == steps
+    card = str(build_model_card(str(capped), "org/capped"))
+    assert f"| time budget | 0.033 min: {budget['step_seconds']:g} s a step timed, so {steps} of the recipe's 200 steps |" in card
     # the same run asked for those steps directly: the timed probe consumed no random numbers of the run
     plain = tmp_path / "plain"
     train.main(quick_args(parquet_folder, plain, "--num_train_epochs", "50", "--max_steps", str(steps),
