@@ -41,7 +41,9 @@ def test_quick_benchmark_reports_every_figure(tmp_path):
 
     recipe = train["recipe"]  # our CPU recipe (fer2013_cpu.yaml), measured like the others
     assert recipe.startswith("recipe_32px_p8_") and finite(train["runs"][recipe]["full_vs_bare"])
+    # a CPU with native bf16 (AVX512-BF16/AMX) also measures the bf16 run and checks its pipeline share
+    bf16 = {"full_vs_bare_32px_bf16"} if "measured" in train["bf16"] else set()
     assert set(result["checks"]) == {"full_vs_bare_32px_fp32", f"full_vs_bare_{recipe}", "recipe_vs_seed",
-                                     "one_face_p50_ms", "eight_vs_one"}
+                                     "one_face_p50_ms", "eight_vs_one"} | bf16
     for measured, target, met in result["checks"].values():
         assert finite(measured) and finite(target) and isinstance(met, bool)
