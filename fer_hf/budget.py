@@ -61,12 +61,12 @@ def measure_step_seconds(trainer, steps: int = 6, warmup: int = 2) -> float:
     return float(np.median(times))
 
 
-def planned_steps(args, train_images: int, world_size: int = 1) -> tuple[int, int]:
-    """(optimizer steps per epoch, steps the arguments ask for) as Trainer computes them."""
-    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
+def planned_steps(args, train_images: int) -> tuple[int, int, int]:
+    """(images a step, optimizer steps per epoch, steps the arguments ask for) as Trainer computes them."""
+    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     per_epoch = max(1, math.ceil(train_images / batch) if not args.dataloader_drop_last else train_images // batch)
     total = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * per_epoch)
-    return per_epoch, total
+    return batch, per_epoch, total
 
 
 def budget_steps(budget_minutes: float, step_seconds: float, per_epoch: int, planned: int, batch: int,
@@ -102,7 +102,7 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
     minutes = args.time_budget_minutes
     if not minutes:
         return None
-    per_epoch, planned = planned_steps(args, train_images, args.world_size)
+    batch, per_epoch, planned = planned_steps(args, train_images)
     if resume:
         steps = resumed_max_steps(resume)
         if steps:
@@ -112,7 +112,6 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
                     "resumed": True}
     # every process of a multi-process run must lay out the same schedule: the slowest one's step time counts
     step_s = float(trainer.accelerator.gather(torch.tensor([measure_step_seconds(trainer)])).max())
-    batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
     steps = budget_steps(minutes, step_s, per_epoch, planned, batch, eval_images,
                          getattr(args.eval_strategy, "value", args.eval_strategy) == "epoch")
     decision = {"minutes": minutes, "step_seconds": round(step_s, 4), "max_steps": steps, "planned_steps": planned,
