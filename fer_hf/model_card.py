@@ -220,6 +220,14 @@ def _budget(budget: dict | None) -> str:
             + (" (kept on resume)" if budget.get("resumed") else ""))
 
 
+def _has_conv_stem(architecture: str | None) -> bool:
+    """A timm hybrid ViT (e.g. `vit_tiny_r_s16_p8_224`): its patches are cut from a CNN stem's output."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(architecture) if architecture else None
+    return bool(cfg and str(cfg.first_conv).startswith("patch_embed.backbone"))
+
+
 def recipe_section(run: dict) -> list[str]:
     a, cfg, state, res = run["args"], run["config"], run["state"], run["results"]
     margs, size = cfg.get("model_args", {}), cfg.get("pretrained_cfg", {}).get("input_size", [None])[-1]
@@ -230,6 +238,8 @@ def recipe_section(run: dict) -> list[str]:
     trained = (f"{state['epoch']:.2f} epochs, {state['global_step']} steps" if "epoch" in state else NOT_RECORDED)
     planned = f"max_steps {a['max_steps']}" if a.get("max_steps", -1) > 0 else arg("num_train_epochs") + " epochs"
     patch = margs.get("patch_size", "architecture default") if "img_size" in margs else "none (not a patch model)"
+    if "img_size" in margs and _has_conv_stem(cfg.get("architecture")):
+        patch = f"{patch} (on the convolutional stem's feature map, not on the image)"
     rows = [["image size", f"{size} px"], ["patch size", patch],
             ["dropout / drop path", f"{margs.get('drop_rate', NOT_RECORDED)} / {margs.get('drop_path_rate', NOT_RECORDED)}"],
             ["trained for", trained + (f" (asked: {planned})" if a else "")],

@@ -12,20 +12,18 @@
 
 import { cropRGB, pyRound, resizeArea, resizeBicubic } from './pixels.js';
 
-export { rgbaToRgb } from './pixels.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Step 2: cv2.FaceDetectorYN (OpenCV's face_detect.cpp): input, decode, NMS.
 
-export function yunetInput(rgb, w, h) {
-  const padW = Math.floor((w - 1) / 32 + 1) * 32, padH = Math.floor((h - 1) / 32 + 1) * 32;
-  const data = new Float32Array(3 * padW * padH);  // zero padding at the right and bottom
-  const plane = padW * padH;
+// BGR planes padded with zeros at the right and bottom to multiples of 32. `into`, a Float32Array of the right
+// size, is reused (and zeroed) instead of allocating 2 MB a photo.
+export function yunetInput(src, w, h, ch = 3, into = null) {
+  const padW = Math.floor((w - 1) / 32 + 1) * 32, padH = Math.floor((h - 1) / 32 + 1) * 32, plane = padW * padH;
+  const data = into?.length === 3 * plane ? into.fill(0) : new Float32Array(3 * plane);
+  const g = data.subarray(plane, 2 * plane), r = data.subarray(2 * plane);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const s = (y * w + x) * 3, d = y * padW + x;
-      data[d] = rgb[s + 2]; data[plane + d] = rgb[s + 1]; data[2 * plane + d] = rgb[s];  // BGR planes
-    }
+    for (let x = 0, s = y * w * ch, d = y * padW; x < w; x++, s += ch, d++) { data[d] = src[s + 2]; g[d] = src[s + 1]; r[d] = src[s]; }
   }
   return { data, padW, padH };
 }
@@ -110,6 +108,13 @@ export function detectionScale(w, h, d) {
   return Math.min(1.0, scale, cap);
 }
 
+// Bytes a pixel of a w x h image: 3 (RGB) or 4 (RGBA).
+function channels(image, w, h) {
+  const ch = image.length / (w * h);
+  if (ch !== 3 && ch !== 4) throw new Error(`expected ${w}x${h} RGB or RGBA bytes, got ${image.length} bytes`);
+  return ch;
+}
+
 export class FerPipeline {
   // config: preprocessing.json as written by scripts/build_static_space.py
   constructor(ort, config, detector, classifier) {
@@ -124,31 +129,39 @@ export class FerPipeline {
     const detector = await ort.InferenceSession.create(`${base}/${config.detector.file}`,  // + the runtime itself
                                                        { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
     const t1 = performance.now();
-    // No graph optimisation for the classifier: on the int8 ViT it cost 0.6-3 s of session creation in wasm
-    // and bought no measurable speed (scripts/benchmark_static_space.py); the logits are the same.
+    // 'extended' fuses each int8 MatMul with its input quantisation (DynamicQuantizeMatMul): -2 ms a face for
+    // +0.1 s of session creation on the int8 ViT; 'all' adds only CPU-layout rewrites. Same logits (parity test).
     const classifier = await ort.InferenceSession.create(`${base}/${config.model_file}`,
-                                                         { executionProviders: ['wasm'], graphOptimizationLevel: 'disabled' });
+                                                         { executionProviders: ['wasm'], graphOptimizationLevel: 'extended' });
     const pipeline = new FerPipeline(ort, config, detector, classifier);
     const t2 = performance.now();
     // One run on a blank 600x400 image while the page loads: first runs allocate and compile (wasm and JS
     // alike), so the visitor's first photo does not pay for that.
-    await pipeline.recognize(new Uint8Array(600 * 400 * 3).fill(128), 600, 400);
+    await pipeline.recognize(new Uint8ClampedArray(600 * 400 * 4).fill(128), 600, 400);  // RGBA, as the page's
     pipeline.loadTimings = { runtime_and_detector_ms: t1 - t0, classifier_ms: t2 - t1, warmup_ms: performance.now() - t2 };
     return pipeline;
   }
 
-  // Faces in an RGB image, largest first: [{box, score, landmarks}] (YuNetDetector.detect).
-  async detect(rgb, w, h) {
-    const d = this.config.detector, t0 = performance.now();
+  // Faces in an RGB or RGBA image, largest first: [{box, score, landmarks}] (YuNetDetector.detect).
+  async detect(image, w, h) {
+    const d = this.config.detector, t0 = performance.now(), ch = channels(image, w, h);
     const scale = detectionScale(w, h, d);
-    let small = rgb, sw = w, sh = h;
+    let small = image, sw = w, sh = h, sch = ch;
     if (scale < 1) {
       sw = Math.max(1, pyRound(w * scale)); sh = Math.max(1, pyRound(h * scale));
-      small = resizeArea(rgb, w, h, sw, sh);
+      small = resizeArea(image, w, h, sw, sh, ch); sch = 3;
     }
-    const { data, padW, padH } = yunetInput(small, sw, sh);
+    // The input buffer is lent out only while no other detection holds it (webcam frames and photos may overlap).
+    const spare = this.spareInput;
+    this.spareInput = null;
+    const { data, padW, padH } = yunetInput(small, sw, sh, sch, spare);
     const t1 = performance.now();
-    const out = await this.detector.run({ [this.detector.inputNames[0]]: new this.ort.Tensor('float32', data, [1, 3, padH, padW]) });
+    let out;
+    try {
+      out = await this.detector.run({ [this.detector.inputNames[0]]: new this.ort.Tensor('float32', data, [1, 3, padH, padW]) });
+    } finally {
+      this.spareInput = data;
+    }
     const t2 = performance.now();
     const arrays = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data]));
     const rows = decodeYunet(arrays, padW, padH, d.score_threshold, d.nms_threshold, d.top_k);
@@ -188,12 +201,14 @@ export class FerPipeline {
 
   // {faces, noFace, timings}: every face found, largest first. Without detection (crops), or when the detector
   // finds nothing (noFace), the whole image is the one face, as scripts/predict.py and the Gradio Space do.
-  async recognize(rgb, w, h, { detect = true } = {}) {
+  // image: RGB or RGBA bytes (a canvas's ImageData.data as it is), w x h.
+  async recognize(image, w, h, { detect = true } = {}) {
     const t0 = performance.now();
-    const found = detect ? await this.detect(rgb, w, h) : [];
+    const found = detect ? await this.detect(image, w, h) : [];
     const t1 = performance.now();
     const boxes = found.length ? found.map((f) => cropBox(f.box, w, h, this.config.margin)) : [[0, 0, w, h]];
-    const crops = boxes.map((b) => ({ rgb: cropRGB(rgb, w, b), w: b[2] - b[0], h: b[3] - b[1] }));
+    const ch = channels(image, w, h);
+    const crops = boxes.map((b) => ({ rgb: cropRGB(image, w, b, ch), w: b[2] - b[0], h: b[3] - b[1] }));
     const probs = await this.classify(crops);
     const t2 = performance.now();
     const faces = found.length ? found.map((f, i) => this.face(f.box, probs[i], f.score))

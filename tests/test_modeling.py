@@ -37,6 +37,18 @@ def test_image_size_and_regularisation_are_config():
     assert model(pixel_values=torch.randn(1, 3, 112, 112)).logits.shape == (1, 7)
 
 
+def test_conv_stem_vit_round_trips(tmp_path):
+    # The FER+ student: ViT-Tiny's blocks behind timm's ResNet stem; 2x2 patches of the stem's 12x12 map at 48 px.
+    model = build_model(ModelArguments(architecture="vit_tiny_r_s16_p8_224", init_from="none", image_size=48,
+                                       patch_size=2, model_args='{"depth": 1}')).eval()
+    assert model.timm_model.patch_embed.grid_size == (6, 6) and model.timm_model.embed_dim == 192
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(model(pixel_values=x).logits, loaded(pixel_values=x).logits, atol=1e-6)
+
+
 def test_vit_base_by_name():
     model = build_model(ModelArguments(architecture="vit_base_patch16_224", init_from="none", model_args='{"depth": 1}'))
     assert model.timm_model.embed_dim == 768 and model.config.num_labels == 7

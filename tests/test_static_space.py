@@ -277,28 +277,34 @@ def test_paste_drop_and_webcam(site, photos):
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run static_space/pixels.js outside a browser")
 def test_pixel_ops_are_bit_exact_copies_of_opencv_and_pillow(tmp_path):
     """pixels.js against cv2.resize(INTER_AREA) and PIL's BICUBIC resize, byte for byte, on random images and sizes
-    that take every path (integer and fractional shrink factors, up- and downscaling, one axis only)."""
+    that take every path (integer and fractional shrink factors, up- and downscaling, one axis only); the shrink
+    and the crop also from RGBA, as the page hands them a canvas's pixels."""
     import subprocess
 
     import cv2
 
     rng = np.random.default_rng(0)
-    cases = [("area", 900, 700, 480, 373), ("area", 960, 720, 480, 360), ("area", 1234, 77, 480, 30),
-             ("bicubic", 140, 140, 32, 32), ("bicubic", 33, 47, 48, 48), ("bicubic", 500, 400, 224, 224),
-             ("bicubic", 64, 40, 64, 48)]
-    for i, (kind, w, h, ow, oh) in enumerate(cases):
+    cases = [("area", 900, 700, 480, 373, 3), ("area", 960, 720, 480, 360, 3), ("area", 1234, 77, 480, 30, 3),
+             ("area", 900, 700, 480, 373, 4), ("area", 960, 720, 480, 360, 4),
+             ("bicubic", 140, 140, 32, 32, 3), ("bicubic", 33, 47, 48, 48, 3), ("bicubic", 500, 400, 224, 224, 3),
+             ("bicubic", 64, 40, 64, 48, 3), ("crop", 300, 200, 0, 0, 3), ("crop", 300, 200, 0, 0, 4)]
+    box = [17, 9, 251, 190]
+    for i, (kind, w, h, ow, oh, ch) in enumerate(cases):
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         expected = (cv2.resize(image, (ow, oh), interpolation=cv2.INTER_AREA) if kind == "area"
+                    else np.asarray(Image.fromarray(image).crop(box)) if kind == "crop"
                     else np.asarray(Image.fromarray(image).resize((ow, oh), Image.BICUBIC)))
-        image.tofile(tmp_path / f"{i}.in")
+        alpha = rng.integers(0, 256, (h, w, 1), dtype=np.uint8)  # must be ignored
+        (np.concatenate([image, alpha], axis=2) if ch == 4 else image).tofile(tmp_path / f"{i}.in")
         expected.tofile(tmp_path / f"{i}.expected")
     script = f"""
         import fs from 'fs';
-        import {{ resizeArea, resizeBicubic }} from '{(bench.ROOT / "static_space" / "pixels.js").as_uri()}';
+        import {{ cropRGB, resizeArea, resizeBicubic }} from '{(bench.ROOT / "static_space" / "pixels.js").as_uri()}';
         const cases = {json.dumps(cases)};
-        cases.forEach(([kind, w, h, ow, oh], i) => {{
+        cases.forEach(([kind, w, h, ow, oh, ch], i) => {{
           const src = new Uint8Array(fs.readFileSync('{tmp_path}/' + i + '.in'));
-          const out = (kind === 'area' ? resizeArea : resizeBicubic)(src, w, h, ow, oh);
+          const out = kind === 'area' ? resizeArea(src, w, h, ow, oh, ch)
+            : kind === 'crop' ? cropRGB(src, w, {json.dumps(box)}, ch) : resizeBicubic(src, w, h, ow, oh);
           fs.writeFileSync('{tmp_path}/' + i + '.out', out);
         }});"""
     subprocess.run(["node", "--input-type=module", "-e", script], check=True, timeout=120)
