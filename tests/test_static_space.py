@@ -101,7 +101,7 @@ def test_site_files_card_and_size(site):
         assert (out / name).is_file(), name
     assert result["precision"] == "int8" and result["under_size_limit"] and result["size_mb"] < 25
     assert result["export"]["reduce_range"] and result["export"]["per_channel"]  # 7-bit weights: no CPU saturates
-    assert result["export"]["parity_ok"]
+    assert result["export"]["parity_ok"] and "warning" not in result  # a ViT: no CNN warning
     assert not any(p.suffix == ".map" or "jsep" in p.name or "webgpu" in p.name for p in out.rglob("*"))  # CPU build only
     config = json.loads((out / "preprocessing.json").read_text())
     assert config["labels"] == list(CLASSES) and config["image_size"] == 32 and config["calibration_temperature"] == 1.3
@@ -112,6 +112,13 @@ def test_site_files_card_and_size(site):
     assert "drawn cartoon faces" in readme and "Nothing is uploaded" in readme
     for name in ("index.html", "app.js", "fer.js", "pixels.js"):  # no CDN, no outside URL the page could fetch
         assert "https://" not in (out / name).read_text() and "http://" not in (out / name).read_text()
+
+
+def test_cnn_model_gets_a_warning(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "resnet18", "model_args": {"drop_rate": 0.0}}))
+    assert "resnet18 is a CNN" in build_static_space.cnn_warning(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "vit_tiny_r_s16_p8_224", "model_args": {"img_size": 48}}))
+    assert build_static_space.cnn_warning(str(tmp_path)) is None
 
 
 def predict_py(root, photo) -> list[dict]:
