@@ -12,7 +12,6 @@
 
 import { cropRGB, pyRound, resizeArea, resizeBicubic } from './pixels.js';
 
-
 // ---------------------------------------------------------------------------------------------------------
 // Step 2: cv2.FaceDetectorYN (OpenCV's face_detect.cpp): input, decode, NMS.
 

@@ -11,8 +11,7 @@ export function pyRound(x) {
 }
 
 // OpenCV's saturate_cast<uchar>(float) of an area average (0 <= v < 255.5): round half to even. Adding and taking
-// away 1.5 * 2^52 rounds a double to an integer, halves to even; it is ~5x faster than storing the float into a
-// Uint8ClampedArray (which rounds the same way) in V8.
+// away 1.5 * 2^52 rounds a double to an integer, halves to even (the result is written to a plain Uint8Array).
 const ROUND = 6755399441055744;
 const u8 = (v) => (v + ROUND) - ROUND;
 
