@@ -10,11 +10,6 @@ export function pyRound(x) {
   return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
 }
 
-// OpenCV's saturate_cast<uchar>(float) of an area average (0 <= v < 255.5): round half to even. Adding and taking
-// away 1.5 * 2^52 rounds a double to an integer, halves to even (the result is written to a plain Uint8Array).
-const ROUND = 6755399441055744;
-const u8 = (v) => (v + ROUND) - ROUND;
-
 // OpenCV's saturate_cast<uchar>(float): round half to even, then clamp.
 function satU8(v) {
   let r = Math.round(v);
@@ -41,14 +36,6 @@ function areaTable(ssize, dsize, scale) {
   return { di: Int32Array.from(di), si: Int32Array.from(si), alpha: Float32Array.from(alpha), length: di.length };
 }
 
-// Where each output pixel's taps start in a table (its taps are consecutive), plus the end: dsize + 1 entries.
-function firstTaps(table, dsize) {
-  const first = new Int32Array(dsize + 1);
-  for (let t = 0; t < table.length; t++) first[table.di[t] + 1]++;
-  for (let d = 0; d < dsize; d++) first[d + 1] += first[d];
-  return first;
-}
-
 // Integer factors take OpenCV's fast path: a plain block average (the 2x2 case rounds as its SIMD code does).
 function resizeAreaFast(src, w, h, dw, dh, sx, sy, ch) {
   const out = new Uint8Array(dw * dh * 3), area = sx * sy, inv = Math.fround(1 / area), n = dw * 3;
@@ -69,20 +56,6 @@ function resizeAreaFast(src, w, h, dw, dh, sx, sy, ch) {
   return out;
 }
 
-// Horizontal pass of the source row at offset base, tap by tap in OpenCV's order, float32 throughout: each product
-// and each sum is rounded to float32 (fround; a double add of two floats, rounded to float, is the float add).
-function areaRow(src, base, dw, first, offsets, alpha, row) {
-  const f = Math.fround;
-  for (let dx = 0, d = 0; dx < dw; dx++, d += 3) {
-    let r0 = 0, r1 = 0, r2 = 0;
-    for (let t = first[dx], end = first[dx + 1]; t < end; t++) {
-      const s = base + offsets[t], a = alpha[t];
-      r0 = f(r0 + f(src[s] * a)); r1 = f(r1 + f(src[s + 1] * a)); r2 = f(r2 + f(src[s + 2] * a));
-    }
-    row[d] = r0; row[d + 1] = r1; row[d + 2] = r2;
-  }
-}
-
 export function resizeArea(src, w, h, dw, dh, ch = 3) {
   const scaleX = w / dw, scaleY = h / dh;
   const ix = Math.round(scaleX), iy = Math.round(scaleY);
@@ -90,33 +63,30 @@ export function resizeArea(src, w, h, dw, dh, ch = 3) {
     return resizeAreaFast(src, w, h, dw, dh, ix, iy, ch);
   }
   const xt = areaTable(w, dw, scaleX), yt = areaTable(h, dh, scaleY), n = dw * 3, f = Math.fround;
-  const xfirst = firstTaps(xt, dw), yfirst = firstTaps(yt, dh), xs = new Int32Array(xt.length), xalpha = xt.alpha;
-  for (let t = 0; t < xt.length; t++) xs[t] = xt.si[t] * ch;
-  // An output row's source rows are consecutive and later rows only move down, so a pool of (most taps + 1)
-  // rows, slot sy % pool, holds each source row's pass from its first use to its last: every pass is done once.
-  let most = 1;
-  for (let dy = 0; dy < dh; dy++) most = Math.max(most, yfirst[dy + 1] - yfirst[dy]);
-  const pool = most + 1, rows = Array.from({ length: pool }, () => new Float32Array(n)), held = new Int32Array(pool).fill(-1);
-  const rowOf = (sy) => {
-    const slot = sy % pool;
-    if (held[slot] !== sy) { areaRow(src, sy * w * ch, dw, xfirst, xs, xalpha, rows[slot]); held[slot] = sy; }
-    return rows[slot];
-  };
-  const out = new Uint8Array(dw * dh * 3), sum = new Float32Array(n);
-  for (let dy = 0, o = 0; dy < dh; dy++, o += n) {
-    const k = yfirst[dy], taps = yfirst[dy + 1] - k;
-    const b0 = yt.alpha[k], r0 = rowOf(yt.si[k]);
-    if (taps === 1) { for (let i = 0; i < n; i++) out[o + i] = u8(f(b0 * r0[i])); continue; }
-    const b1 = yt.alpha[k + 1], r1 = rowOf(yt.si[k + 1]);
-    if (taps === 2) { for (let i = 0; i < n; i++) out[o + i] = u8(f(f(b0 * r0[i]) + f(b1 * r1[i]))); continue; }
-    for (let i = 0; i < n; i++) sum[i] = f(f(b0 * r0[i]) + f(b1 * r1[i]));
-    for (let t = k + 2; t < k + taps; t++) {
-      const b = yt.alpha[t], r = rowOf(yt.si[t]);
-      for (let i = 0; i < n; i++) sum[i] += f(b * r[i]);
+  const taps = xt.length, xd = new Int32Array(taps), xs = new Int32Array(taps), xalpha = xt.alpha;
+  for (let t = 0; t < taps; t++) { xd[t] = xt.di[t] * 3; xs[t] = xt.si[t] * ch; }
+  // Storing into a Uint8ClampedArray clamps and rounds halves to even: OpenCV's saturate_cast<uchar>(float).
+  const out = new Uint8ClampedArray(dw * dh * 3), sum = new Float32Array(n), row = new Float32Array(n);
+  let prevDy = yt.di[0], prevSy = -1;
+  for (let k = 0; k < yt.length; k++) {
+    const dy = yt.di[k], sy = yt.si[k], beta = yt.alpha[k];
+    if (dy !== prevDy) { out.set(sum, prevDy * n); sum.fill(0); prevDy = dy; }
+    if (sy !== prevSy) {  // the horizontal pass of a source row shared by two output rows is done once
+      // Tap by tap in OpenCV's order, float32 throughout: the product is rounded to float32 (fround), and the
+      // sum stored into a Float32Array is rounded once more, exactly as a float32 add (a double add of two
+      // floats, rounded to float, is the float add).
+      row.fill(0);
+      const base = sy * w * ch;
+      for (let t = 0; t < taps; t++) {
+        const s = base + xs[t], d = xd[t], a = xalpha[t];
+        row[d] += f(src[s] * a); row[d + 1] += f(src[s + 1] * a); row[d + 2] += f(src[s + 2] * a);
+      }
+      prevSy = sy;
     }
-    for (let i = 0; i < n; i++) out[o + i] = u8(sum[i]);
+    for (let i = 0; i < n; i++) sum[i] += f(beta * row[i]);
   }
-  return out;
+  out.set(sum, prevDy * n);
+  return new Uint8Array(out.buffer);
 }
 
 // ---------------------------------------------------------------------------------------------------------
