@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
                          train_samples=len(data["train"]), skipped_images=trainer.data_collator.skipped)
     if teacher:  # measured over this process's training steps (a resumed run: since the resume)
         train_metrics["teacher_share"] = round(trainer.teacher_share() or 0.0, 4)
+        if trainer.teacher_cache is not None:
+            train_metrics["teacher_cache_hits"] = round(trainer.teacher_cache.hit_rate, 4)
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
 

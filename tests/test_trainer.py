@@ -133,6 +133,42 @@ def test_teacher_is_frozen_and_sees_the_students_batch_in_its_own_preprocessing(
     assert all(p.grad is None for p in teacher.parameters()) and trainer.teacher_seconds > 0
 
 
+def test_teacher_cache_answers_a_repeated_view_as_the_teacher_would(tmp_path):
+    teacher = str(_teacher_folder(tmp_path))
+    trainer = make_trainer(tmp_path, teacher_model=teacher)
+    cache = trainer.teacher_cache
+    x = torch.randn(4, 3, 32, 32)
+    flipped = x.flip(-1)
+    with torch.no_grad():
+        direct = trainer.teacher(pixel_values=trainer.teacher_input(torch.cat([x, flipped]))).logits
+    first = trainer.teacher_logits(x)
+    assert cache.hits == 0 and len(cache.table) == 4
+    # a batch mixing seen views and new ones (the other flip): the teacher scores only the new rows
+    scored = []
+    second = cache(torch.cat([flipped[:2], x]), lambda rows: scored.append(len(rows)) or trainer.teacher(
+        pixel_values=trainer.teacher_input(rows)).logits)
+    assert scored == [2] and cache.hits == 4 and len(cache.table) == 6
+    assert torch.allclose(first, direct[:4], atol=1e-5)
+    assert torch.allclose(second, torch.cat([direct[4:6], direct[:4]]), atol=1e-5)
+    trainer.log({"loss": 1.0})  # training logs carry the hit rate
+    assert trainer.state.log_history[-1]["teacher_cache_hits"] == pytest.approx(4 / 10)
+    # bounded: a full cache still answers, it only stops remembering
+    full = make_trainer(tmp_path / "full", teacher_model=teacher, teacher_cache_size=2)
+    assert torch.allclose(full.teacher_logits(x), direct[:4], atol=1e-5) and len(full.teacher_cache.table) == 2
+    assert make_trainer(tmp_path / "off", teacher_model=teacher, teacher_cache_size=0).teacher_cache is None
+
+
+def test_math_attention_matches_the_fused_kernel():
+    from fer_hf.trainer import use_math_attention
+
+    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 2}')).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        fused = model(pixel_values=x).logits
+        assert use_math_attention(model) == 2 and use_math_attention(model) == 0  # switched once, then nothing left
+        assert torch.allclose(model(pixel_values=x).logits, fused, atol=1e-5)
+
+
 def test_distillation_losses():
     from fer_hf.distill import distillation_loss
 
