@@ -10,7 +10,9 @@
 - Vote targets: a batch with `soft_labels` (the FER+ annotators' distribution, `label_mode: votes`)
   trains on that distribution instead of the one-hot label, smoothed and CutMixed the same way.
 - Distillation (`teacher_model`, see `distill.py`): a frozen teacher scores the same augmented,
-  CutMixed batch; its share of the training step is measured and logged as `teacher_share`.
+  CutMixed batch; its share of the training step is measured and logged as `teacher_share`. Its logits are
+  cached per distinct view (`TeacherCache`), so repeated views (flip-only augmentation) cost no forward pass.
+- bf16 on a CPU: timm's attention runs as explicit softmax(QK^T)V (`use_math_attention`), faster there.
 """
 
 from __future__ import annotations
