@@ -27,32 +27,26 @@ logger = logging.getLogger(__name__)
 EVAL_COST = 0.3
 
 
-def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8) -> float:
+def measure_step_seconds(trainer, steps: int = 6, warmup: int = 2) -> float:
     """Median wall-clock seconds of one training step (data loading, loss with teacher, backward, AdamW step)
     over `steps` batches of the run's own train dataloader, after `warmup` batches. Trains a copy of the model;
     the trainer, its model and every random number generator are left as they were.
 
-    The warm-up is long because first steps are slow on some CPUs: on an AMD EPYC with AVX512-BF16 the resnet18
-    teacher's steps 3-8 took 0.44 s and its later ones 0.25-0.33 s, so 2 warm-up steps sized that run to 13 of
-    its 18 epochs where all 18 fitted. The teacher cache (fer_hf/distill.py) is cold here, so a distilled run's
-    figure includes the teacher's forward pass that later epochs mostly skip: the estimate errs on the safe side."""
+    The teacher cache (fer_hf/distill.py) is cold here, so a distilled run's figure includes the teacher's forward
+    pass that later epochs mostly skip: the estimate errs on the safe side."""
     states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
     model = copy.deepcopy(trainer.model).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     teacher_seconds, started = trainer.teacher_seconds, trainer.train_started
     times = []
     try:
-        loader = trainer.get_train_dataloader()
-        batches = iter(loader)
+        batches = iter(trainer.get_train_dataloader())
         for i in range(warmup + steps):
             start = time.perf_counter()
             try:
                 inputs = next(batches)
-            except StopIteration:  # a training set smaller than the probe: go round it again
-                batches = iter(loader)
-                inputs = next(batches, None)
-                if inputs is None:
-                    break
+            except StopIteration:
+                break
             # Accelerate's autocast wraps only the prepared model's forward, and this copy is not prepared:
             # without it the probe timed fp32 steps of a bf16 run (0.81 s a step timed, 0.50 s trained, measured).
             with trainer.compute_loss_context_manager(), trainer.accelerator.autocast():

@@ -63,7 +63,7 @@ def test_probe_times_steps_in_the_precision_the_run_trains_in(tmp_path):
     model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
     trainer = FerTrainer(model=model, args=args)
     batch = {"pixel_values": torch.randn(2, 3, 32, 32), "labels": torch.tensor([0, 1])}
-    trainer.get_train_dataloader = lambda: [batch, batch]
+    trainer.get_train_dataloader = lambda: [batch] * 3
     seen, compute_loss = [], trainer.compute_loss
     trainer.compute_loss = lambda m, inputs: seen.append(torch.is_autocast_enabled("cpu")) or compute_loss(m, inputs)
     assert measure_step_seconds(trainer, steps=2, warmup=1) > 0
