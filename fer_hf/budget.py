@@ -28,15 +28,18 @@ EVAL_COST = 0.3
 
 
 def measure_step_seconds(trainer, steps: int = 6, warmup: int = 2) -> float:
-    """Median wall-clock seconds of one training step (data loading, loss with teacher, backward, AdamW step)
-    over `steps` batches of the run's own train dataloader, after `warmup` batches. Trains a copy of the model;
-    the trainer, its model and every random number generator are left as they were.
+    """Median wall-clock seconds of one training step (data loading, loss with teacher, backward, clipping, the
+    optimizer the run builds) over `steps` batches of the run's own train dataloader, after `warmup` batches.
+    Trains a copy of the model; the trainer, its model and every random number generator are left as they were.
 
     The teacher cache (fer_hf/distill.py) is cold here, so a distilled run's figure includes the teacher's forward
     pass that later epochs mostly skip: the estimate errs on the safe side."""
     states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
     model = copy.deepcopy(trainer.model).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    # The optimizer the Trainer itself will build (fused AdamW by default): the for-loop AdamW took 0.17 s of a
+    # 0.25 s resnet18 step on 2 EPYC cores, and the probe that stepped it sized a 0.25 s run by 0.415 s steps.
+    optimizer_cls, optimizer_kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
+    optimizer = optimizer_cls([p for p in model.parameters() if p.requires_grad], **{**optimizer_kwargs, "lr": 1e-6})
     teacher_seconds, started = trainer.teacher_seconds, trainer.train_started
     times = []
     try:
@@ -52,6 +55,8 @@ def measure_step_seconds(trainer, steps: int = 6, warmup: int = 2) -> float:
             with trainer.compute_loss_context_manager(), trainer.accelerator.autocast():
                 loss = trainer.compute_loss(model, inputs)
             loss.backward()
+            if trainer.args.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if i >= warmup:
