@@ -27,11 +27,14 @@ logger = logging.getLogger(__name__)
 EVAL_COST = 0.3
 
 
-def measure_step_seconds(trainer, steps: int = 6, warmup: int = 2) -> float:
+def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8) -> float:
     """Median wall-clock seconds of one training step (data loading, loss with teacher, backward, clipping, the
     optimizer the run builds) over `steps` batches of the run's own train dataloader, after `warmup` batches.
     Trains a copy of the model; the trainer, its model and every random number generator are left as they were.
 
+    The warm-up is long because a fresh process's first steps are slow (oneDNN builds its kernels, the allocator
+    grows): on 2 AMD EPYC cores with AVX512-BF16 the resnet18 teacher's probe steps 2-7 took 0.39-0.57 s and the
+    next ones 0.32 s, as the run then trained, so 2 warm-up steps sized that run to 11.6 of its 18 epochs.
     The teacher cache (fer_hf/distill.py) is cold here, so a distilled run's figure includes the teacher's forward
     pass that later epochs mostly skip: the estimate errs on the safe side."""
     states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
@@ -43,13 +46,17 @@ def measure_step_seconds(trainer, steps: int = 6, warmup: int = 2) -> float:
     teacher_seconds, started = trainer.teacher_seconds, trainer.train_started
     times = []
     try:
-        batches = iter(trainer.get_train_dataloader())
+        loader = trainer.get_train_dataloader()
+        batches = iter(loader)
         for i in range(warmup + steps):
             start = time.perf_counter()
             try:
                 inputs = next(batches)
-            except StopIteration:
-                break
+            except StopIteration:  # a training set smaller than the probe: go round it again
+                batches = iter(loader)
+                inputs = next(batches, None)
+                if inputs is None:
+                    break
             # Accelerate's autocast wraps only the prepared model's forward, and this copy is not prepared:
             # without it the probe timed fp32 steps of a bf16 run (0.81 s a step timed, 0.50 s trained, measured).
             with trainer.compute_loss_context_manager(), trainer.accelerator.autocast():

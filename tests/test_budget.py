@@ -95,3 +95,20 @@ def test_probe_steps_the_optimizer_the_trainer_builds(tmp_path):
     assert measure_step_seconds(trainer, steps=2, warmup=1) > 0
     assert len(steps) == 3
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))  # a copy was trained
+
+
+def test_probe_goes_round_a_training_set_smaller_than_its_steps(tmp_path):
+    """The probe's 8 warm-up and 8 timed steps all run, even on a training set of three batches."""
+    from fer_hf.budget import measure_step_seconds
+    from fer_hf.modeling import ModelArguments, build_model
+    from fer_hf.trainer import FerTrainer, FerTrainingArguments
+
+    args = FerTrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
+    trainer = FerTrainer(model=model, args=args)
+    batch = {"pixel_values": torch.randn(2, 3, 32, 32), "labels": torch.tensor([0, 1])}
+    trainer.get_train_dataloader = lambda: [batch] * 3
+    seen, compute_loss = [], trainer.compute_loss
+    trainer.compute_loss = lambda m, inputs: seen.append(1) or compute_loss(m, inputs)
+    assert measure_step_seconds(trainer) > 0
+    assert len(seen) == 16
