@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 import train
-from fer_hf.budget import budget_steps
+from fer_hf.budget import budget_steps, measure_step_seconds
 from fer_hf.model_card import build_model_card
 from test_train_script import quick_args
 
@@ -52,18 +52,23 @@ def test_resume_keeps_the_steps_the_run_was_sized_to(tmp_path, parquet_folder):
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
 
 
-def test_probe_times_steps_in_the_precision_the_run_trains_in(tmp_path):
-    """Accelerate autocasts only the prepared model; the probe's copy must be autocast too, or a bf16 run is
-    sized by fp32 steps (1.6x slower on the CPU measured)."""
-    from fer_hf.budget import measure_step_seconds
+def _tiny_trainer(tmp_path, **training_args):
+    """A one-block ViT's FerTrainer whose training set is three batches of two 32 px images."""
     from fer_hf.modeling import ModelArguments, build_model
     from fer_hf.trainer import FerTrainer, FerTrainingArguments
 
-    args = FerTrainingArguments(output_dir=str(tmp_path), report_to=[], bf16=True, use_cpu=True)
+    args = FerTrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, **training_args)
     model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
     trainer = FerTrainer(model=model, args=args)
     batch = {"pixel_values": torch.randn(2, 3, 32, 32), "labels": torch.tensor([0, 1])}
     trainer.get_train_dataloader = lambda: [batch] * 3
+    return trainer
+
+
+def test_probe_times_steps_in_the_precision_the_run_trains_in(tmp_path):
+    """Accelerate autocasts only the prepared model; the probe's copy must be autocast too, or a bf16 run is
+    sized by fp32 steps (1.6x slower on the CPU measured)."""
+    trainer = _tiny_trainer(tmp_path, bf16=True)
     seen, compute_loss = [], trainer.compute_loss
     trainer.compute_loss = lambda m, inputs: seen.append(torch.is_autocast_enabled("cpu")) or compute_loss(m, inputs)
     assert measure_step_seconds(trainer, steps=2, warmup=1) > 0
@@ -72,15 +77,7 @@ def test_probe_times_steps_in_the_precision_the_run_trains_in(tmp_path):
 
 def test_probe_steps_the_optimizer_the_trainer_builds(tmp_path):
     """The Trainer steps fused AdamW; a for-loop AdamW in the probe made a 0.25 s resnet18 step look 0.415 s."""
-    from fer_hf.budget import measure_step_seconds
-    from fer_hf.modeling import ModelArguments, build_model
-    from fer_hf.trainer import FerTrainer, FerTrainingArguments
-
-    args = FerTrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, optim="sgd")
-    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
-    trainer = FerTrainer(model=model, args=args)
-    batch = {"pixel_values": torch.randn(2, 3, 32, 32), "labels": torch.tensor([0, 1])}
-    trainer.get_train_dataloader = lambda: [batch] * 3
+    trainer = _tiny_trainer(tmp_path, optim="sgd")
     steps = []
 
     class CountingSGD(torch.optim.SGD):
@@ -88,7 +85,7 @@ def test_probe_steps_the_optimizer_the_trainer_builds(tmp_path):
             steps.append(self.defaults["lr"])
             return super().step(closure)
 
-    optimizer_cls, kwargs = trainer.get_optimizer_cls_and_kwargs(args, model)
+    optimizer_cls, kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, trainer.model)
     assert optimizer_cls is torch.optim.SGD  # what `optim` asks for, as the Trainer resolves it
     trainer.get_optimizer_cls_and_kwargs = lambda a, m: (CountingSGD, kwargs)
     before = [p.clone() for p in trainer.model.parameters()]
@@ -99,15 +96,7 @@ def test_probe_steps_the_optimizer_the_trainer_builds(tmp_path):
 
 def test_probe_goes_round_a_training_set_smaller_than_its_steps(tmp_path):
     """The probe's 8 warm-up and 8 timed steps all run, even on a training set of three batches."""
-    from fer_hf.budget import measure_step_seconds
-    from fer_hf.modeling import ModelArguments, build_model
-    from fer_hf.trainer import FerTrainer, FerTrainingArguments
-
-    args = FerTrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
-    model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
-    trainer = FerTrainer(model=model, args=args)
-    batch = {"pixel_values": torch.randn(2, 3, 32, 32), "labels": torch.tensor([0, 1])}
-    trainer.get_train_dataloader = lambda: [batch] * 3
+    trainer = _tiny_trainer(tmp_path)
     seen, compute_loss = [], trainer.compute_loss
     trainer.compute_loss = lambda m, inputs: seen.append(1) or compute_loss(m, inputs)
     assert measure_step_seconds(trainer) > 0
