@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # run from a clone without install
 sys.path.append(str(ROOT / "scripts"))  # export_onnx; appended: scripts/evaluate.py must not shadow `evaluate`
 
 WEB = ROOT / "static_space"
-WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "style.css")
+WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "pixels.wasm", "style.css")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # the CPU build only
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_OUTPUTS = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32)]

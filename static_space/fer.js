@@ -4,28 +4,17 @@
 // scripts/predict.py with the same ONNX file:
 //   1. downscale to `max_side` on the long side with OpenCV's INTER_AREA       (faces._downscale)
 //   2. YuNet on the BGR image zero-padded to a multiple of 32, decoded and NMS'd as cv2.FaceDetectorYN does
+//      (1 and 2's input in one pass, in WebAssembly: pixels.c)
 //   3. boxes back to the full image, rounded as Python rounds, largest face first (YuNetDetector.detect)
 //   4. the FER-style square crop with a margin, clipped to the image             (faces.crop_box)
 //   5. Pillow's BICUBIC resize (antialiased, fixed-point, two passes)             (FerTransform, train=False)
 //   6. (x - mean*255) / (std*255), all faces in one batch, temperature, softmax   (FerCollator, predict_crops)
 // Steps 1 and 5 are in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in.
 
-import { cropRGB, pyRound, resizeArea, resizeBicubic } from './pixels.js';
+import { cropRGB, PixelKernels, pyRound, resizeBicubic } from './pixels.js';
 
 // ---------------------------------------------------------------------------------------------------------
-// Step 2: cv2.FaceDetectorYN (OpenCV's face_detect.cpp): input, decode, NMS.
-
-// BGR planes padded with zeros at the right and bottom to multiples of 32. `into`, a Float32Array of the right
-// size, is reused (and zeroed) instead of allocating 2 MB a photo.
-export function yunetInput(src, w, h, ch = 3, into = null) {
-  const padW = Math.floor((w - 1) / 32 + 1) * 32, padH = Math.floor((h - 1) / 32 + 1) * 32, plane = padW * padH;
-  const data = into?.length === 3 * plane ? into.fill(0) : new Float32Array(3 * plane);
-  const g = data.subarray(plane, 2 * plane), r = data.subarray(2 * plane);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0, s = y * w * ch, d = y * padW; x < w; x++, s += ch, d++) { data[d] = src[s + 2]; g[d] = src[s + 1]; r[d] = src[s]; }
-  }
-  return { data, padW, padH };
-}
+// Step 2: cv2.FaceDetectorYN (OpenCV's face_detect.cpp): decode, NMS (its input: PixelKernels.yunetInput).
 
 function rectOverlap(a, b) {  // 1 - jaccardDistance of two integer Rect2i
   const areaA = a[2] * a[3], areaB = b[2] * b[3];
@@ -116,14 +105,15 @@ function channels(image, w, h) {
 
 export class FerPipeline {
   // config: preprocessing.json as written by scripts/build_static_space.py
-  constructor(ort, config, detector, classifier) {
-    Object.assign(this, { ort, config, detector, classifier });
+  constructor(ort, config, detector, classifier, pixels) {
+    Object.assign(this, { ort, config, detector, classifier, pixels });
     this.labels = config.labels;
     this.inputName = classifier.inputNames[0];
   }
 
   static async create(ort, base = '.') {
     const config = await (await fetch(`${base}/preprocessing.json`)).json();
+    const pixels = PixelKernels.load(`${base}/pixels.wasm`);  // 6.6 kB: compiled while the runtime loads
     const t0 = performance.now();
     const detector = await ort.InferenceSession.create(`${base}/${config.detector.file}`,  // + the runtime itself
                                                        { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
@@ -132,7 +122,7 @@ export class FerPipeline {
     // +0.1 s of session creation on the int8 ViT; 'all' adds only CPU-layout rewrites. Same logits (parity test).
     const classifier = await ort.InferenceSession.create(`${base}/${config.model_file}`,
                                                          { executionProviders: ['wasm'], graphOptimizationLevel: 'extended' });
-    const pipeline = new FerPipeline(ort, config, detector, classifier);
+    const pipeline = new FerPipeline(ort, config, detector, classifier, await pixels);
     const t2 = performance.now();
     // One run on a blank 600x400 image while the page loads: first runs allocate and compile (wasm and JS
     // alike), so the visitor's first photo does not pay for that.
@@ -145,15 +135,11 @@ export class FerPipeline {
   async detect(image, w, h) {
     const d = this.config.detector, t0 = performance.now(), ch = channels(image, w, h);
     const scale = detectionScale(w, h, d);
-    let small = image, sw = w, sh = h, sch = ch;
-    if (scale < 1) {
-      sw = Math.max(1, pyRound(w * scale)); sh = Math.max(1, pyRound(h * scale));
-      small = resizeArea(image, w, h, sw, sh, ch); sch = 3;
-    }
+    const sw = scale < 1 ? Math.max(1, pyRound(w * scale)) : w, sh = scale < 1 ? Math.max(1, pyRound(h * scale)) : h;
     // The input buffer is lent out only while no other detection holds it (webcam frames and photos may overlap).
     const spare = this.spareInput;
     this.spareInput = null;
-    const { data, padW, padH } = yunetInput(small, sw, sh, sch, spare);
+    const { data, padW, padH } = this.pixels.yunetInput(image, w, h, ch, sw, sh, spare);
     const t1 = performance.now();
     let out;
     try {

@@ -1,8 +1,8 @@
 // Pixel operations of the fer-hf page, bit-exact copies of what the Python path does to an image:
-// OpenCV's INTER_AREA shrink (fer_hf.faces, before detection) and Pillow's BICUBIC resize (FerTransform, for the
-// model), with Python's and OpenCV's rounding. Images are bytes row by row, RGB or, where a function takes `ch` = 4,
-// RGBA straight from a canvas (alpha skipped: the page composites on white first); every output is RGB. Reading the
-// canvas's RGBA directly saves a full-image RGB copy per photo (scripts/benchmark_static_space.py).
+// OpenCV's INTER_AREA shrink (fer_hf.faces, before detection; in WebAssembly, pixels.c) and Pillow's BICUBIC resize
+// (FerTransform, for the model), with Python's and OpenCV's rounding. Images are bytes row by row, RGB or, where a
+// function takes `ch` = 4, RGBA straight from a canvas (alpha skipped: the page composites on white first). Reading
+// the canvas's RGBA directly saves a full-image RGB copy per photo (scripts/benchmark_static_space.py).
 
 // Python's round(): halves go to the even neighbour (JavaScript's Math.round sends them up).
 export function pyRound(x) {
@@ -10,83 +10,37 @@ export function pyRound(x) {
   return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
 }
 
-// OpenCV's saturate_cast<uchar>(float): round half to even, then clamp.
-function satU8(v) {
-  let r = Math.round(v);
-  if (r - v === 0.5 && (r & 1)) r -= 1;  // a tie rounded up to an odd number: go down to the even one
-  return r < 0 ? 0 : r > 255 ? 255 : r;
-}
-
 // ---------------------------------------------------------------------------------------------------------
-// cv2.resize(..., interpolation=INTER_AREA), shrinking only (computeResizeAreaTab + ResizeArea_Invoker).
+// cv2.resize(..., interpolation=INTER_AREA) into YuNet's input, in WebAssembly (pixels.c, built into pixels.wasm).
 
-function areaTable(ssize, dsize, scale) {
-  const di = [], si = [], alpha = [];
-  const push = (d, s, a) => { di.push(d); si.push(s); alpha.push(a); };
-  for (let dx = 0; dx < dsize; dx++) {
-    const fsx1 = dx * scale, fsx2 = fsx1 + scale;
-    const cellWidth = Math.min(scale, ssize - fsx1);
-    let sx1 = Math.ceil(fsx1), sx2 = Math.floor(fsx2);
-    sx2 = Math.min(sx2, ssize - 1);
-    sx1 = Math.min(sx1, sx2);
-    if (sx1 - fsx1 > 1e-3) push(dx, sx1 - 1, (sx1 - fsx1) / cellWidth);
-    for (let sx = sx1; sx < sx2; sx++) push(dx, sx, 1.0 / cellWidth);
-    if (fsx2 - sx2 > 1e-3) push(dx, sx2, Math.min(Math.min(fsx2 - sx2, 1), cellWidth) / cellWidth);
+export class PixelKernels {
+  // source: the URL of pixels.wasm, or its bytes
+  static async load(source) {
+    const bytes = typeof source === 'string' ? await (await fetch(source)).arrayBuffer() : source;
+    const { instance } = await WebAssembly.instantiate(bytes);
+    return new PixelKernels(instance.exports);
   }
-  return { di: Int32Array.from(di), si: Int32Array.from(si), alpha: Float32Array.from(alpha), length: di.length };
-}
 
-// Integer factors take OpenCV's fast path: a plain block average (the 2x2 case rounds as its SIMD code does).
-function resizeAreaFast(src, w, h, dw, dh, sx, sy, ch) {
-  const out = new Uint8Array(dw * dh * 3), area = sx * sy, inv = Math.fround(1 / area), n = dw * 3;
-  const sum = new Int32Array(n);
-  for (let y = 0; y < dh; y++) {
-    sum.fill(0);
-    for (let j = 0; j < sy; j++) {
-      const row = (y * sy + j) * w * ch;
-      for (let x = 0; x < dw; x++) {
-        const d = x * 3;
-        for (let i = 0, s = row + x * sx * ch; i < sx; i++, s += ch) { sum[d] += src[s]; sum[d + 1] += src[s + 1]; sum[d + 2] += src[s + 2]; }
-      }
-    }
-    const o = y * n;
-    if (area === 4) for (let i = 0; i < n; i++) out[o + i] = (sum[i] + 2) >> 2;
-    else for (let i = 0; i < n; i++) out[o + i] = satU8(Math.fround(sum[i] * inv));
+  constructor(exports) {
+    this.k = exports;
+    this.base = (exports.__heap_base.value + 15) & ~15;  // the module's free memory starts here
   }
-  return out;
-}
 
-export function resizeArea(src, w, h, dw, dh, ch = 3) {
-  const scaleX = w / dw, scaleY = h / dh;
-  const ix = Math.round(scaleX), iy = Math.round(scaleY);
-  if (Math.abs(scaleX - ix) < 2.220446049250313e-16 && Math.abs(scaleY - iy) < 2.220446049250313e-16) {
-    return resizeAreaFast(src, w, h, dw, dh, ix, iy, ch);
+  // YuNet's input for an RGB or RGBA (ch 3 or 4) w x h image shrunk to dw x dh with INTER_AREA (dw x dh = w x h:
+  // as it is): B, G, R float planes zero-padded at the right and bottom to multiples of 32 (cv2.FaceDetectorYN).
+  // `into`, a Float32Array of the right size, is filled instead of a new one (2 MB a photo).
+  yunetInput(src, w, h, ch, dw, dh, into = null) {
+    const padW = Math.floor((dw - 1) / 32 + 1) * 32, padH = Math.floor((dh - 1) / 32 + 1) * 32, size = 3 * padW * padH;
+    const k = this.k, srcAt = this.base, outAt = (srcAt + w * h * ch + 4 + 15) & ~15;  // +4: the kernel reads 4 bytes a pixel
+    const scratchAt = outAt + 4 * size, end = scratchAt + k.scratch_bytes(w, h, dw, dh);
+    if (end > k.memory.buffer.byteLength) k.memory.grow(Math.ceil((end - k.memory.buffer.byteLength) / 65536));
+    new Uint8Array(k.memory.buffer, srcAt, w * h * ch).set(src);
+    k.yunet_planes(srcAt, w, h, ch, dw, dh, outAt, padW, padH, scratchAt);
+    // copied out: the module's memory is reused by the next photo while this one may still be in YuNet
+    const data = into?.length === size ? into : new Float32Array(size);
+    data.set(new Float32Array(k.memory.buffer, outAt, size));
+    return { data, padW, padH };
   }
-  const xt = areaTable(w, dw, scaleX), yt = areaTable(h, dh, scaleY), n = dw * 3, f = Math.fround;
-  const taps = xt.length, xd = new Int32Array(taps), xs = new Int32Array(taps), xalpha = xt.alpha;
-  for (let t = 0; t < taps; t++) { xd[t] = xt.di[t] * 3; xs[t] = xt.si[t] * ch; }
-  // Storing into a Uint8ClampedArray clamps and rounds halves to even: OpenCV's saturate_cast<uchar>(float).
-  const out = new Uint8ClampedArray(dw * dh * 3), sum = new Float32Array(n), row = new Float32Array(n);
-  let prevDy = yt.di[0], prevSy = -1;
-  for (let k = 0; k < yt.length; k++) {
-    const dy = yt.di[k], sy = yt.si[k], beta = yt.alpha[k];
-    if (dy !== prevDy) { out.set(sum, prevDy * n); sum.fill(0); prevDy = dy; }
-    if (sy !== prevSy) {  // the horizontal pass of a source row shared by two output rows is done once
-      // Tap by tap in OpenCV's order, float32 throughout: the product is rounded to float32 (fround), and the
-      // sum stored into a Float32Array is rounded once more, exactly as a float32 add (a double add of two
-      // floats, rounded to float, is the float add).
-      row.fill(0);
-      const base = sy * w * ch;
-      for (let t = 0; t < taps; t++) {
-        const s = base + xs[t], d = xd[t], a = xalpha[t];
-        row[d] += f(src[s] * a); row[d + 1] += f(src[s + 1] * a); row[d + 2] += f(src[s + 2] * a);
-      }
-      prevSy = sy;
-    }
-    for (let i = 0; i < n; i++) sum[i] += f(beta * row[i]);
-  }
-  out.set(sum, prevDy * n);
-  return new Uint8Array(out.buffer);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def photos(tmp_path_factory):
 def test_site_files_card_and_size(site):
     root, result = site
     out = root / "site"
-    for name in ("index.html", "app.js", "fer.js", "pixels.js", "style.css", "model.onnx", "yunet.onnx", "preprocessing.json",
+    for name in ("index.html", "app.js", "fer.js", "pixels.js", "pixels.wasm", "style.css", "model.onnx", "yunet.onnx",
+                 "preprocessing.json",
                  "README.md", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"):
         assert (out / name).is_file(), name
     assert result["precision"] == "int8" and result["under_size_limit"] and result["size_mb"] < 25
@@ -281,43 +282,66 @@ def test_paste_drop_and_webcam(site, photos):
     assert not blocked, blocked
 
 
+def run_pixel_ops(tmp_path, cases, box, wasm):
+    """Runs pixels.js (with `wasm` as its kernels) in node on tmp_path/{i}.in; writes tmp_path/{i}.out."""
+    import subprocess
+
+    script = f"""
+        import fs from 'fs';
+        import {{ cropRGB, PixelKernels, resizeBicubic }} from '{(bench.ROOT / "static_space" / "pixels.js").as_uri()}';
+        const kernels = await PixelKernels.load(fs.readFileSync('{wasm}'));
+        const cases = {json.dumps(cases)};
+        cases.forEach(([kind, w, h, ow, oh, ch], i) => {{
+          const src = new Uint8Array(fs.readFileSync('{tmp_path}/' + i + '.in'));
+          const out = kind === 'area' ? kernels.yunetInput(src, w, h, ch, ow, oh).data
+            : kind === 'crop' ? cropRGB(src, w, {json.dumps(box)}, ch) : resizeBicubic(src, w, h, ow, oh);
+          fs.writeFileSync('{tmp_path}/' + i + '.out', out);
+        }});"""
+    subprocess.run(["node", "--input-type=module", "-e", script], check=True, timeout=120)
+
+
+def yunet_planes(bgr: np.ndarray) -> np.ndarray:
+    """cv2.FaceDetectorYN's input: B, G, R float planes, zero-padded at the right and bottom to multiples of 32."""
+    h, w = bgr.shape[:2]
+    out = np.zeros((3, (h - 1) // 32 * 32 + 32, (w - 1) // 32 * 32 + 32), np.float32)
+    out[:, :h, :w] = bgr.transpose(2, 0, 1)
+    return out
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run static_space/pixels.js outside a browser")
 def test_pixel_ops_are_bit_exact_copies_of_opencv_and_pillow(tmp_path):
-    """pixels.js against cv2.resize(INTER_AREA) and PIL's BICUBIC resize, byte for byte, on random images and sizes
-    that take every path (integer and fractional shrink factors, up- and downscaling, one axis only); the shrink
-    and the crop also from RGBA, as the page hands them a canvas's pixels."""
+    """pixels.js and pixels.wasm against cv2.resize(INTER_AREA) (then YuNet's padded BGR planes) and PIL's BICUBIC
+    resize, byte for byte, on random images and sizes that take every path (integer and fractional shrink factors,
+    none, up- and downscaling, one axis only); the shrink and the crop also from RGBA, as the page hands them a
+    canvas's pixels. With clang and wasm-ld installed, pixels.c must compile to the committed pixels.wasm."""
     import subprocess
 
     import cv2
 
     rng = np.random.default_rng(0)
     cases = [("area", 900, 700, 480, 373, 3), ("area", 960, 720, 480, 360, 3), ("area", 1234, 77, 480, 30, 3),
-             ("area", 900, 700, 480, 373, 4), ("area", 960, 720, 480, 360, 4),
+             ("area", 900, 700, 480, 373, 4), ("area", 960, 720, 480, 360, 4), ("area", 640, 480, 480, 360, 4),
+             ("area", 1500, 900, 500, 300, 4), ("area", 300, 200, 300, 200, 4), ("area", 301, 199, 301, 199, 3),
              ("bicubic", 140, 140, 32, 32, 3), ("bicubic", 33, 47, 48, 48, 3), ("bicubic", 500, 400, 224, 224, 3),
              ("bicubic", 64, 40, 64, 48, 3), ("crop", 300, 200, 0, 0, 3), ("crop", 300, 200, 0, 0, 4)]
     box = [17, 9, 251, 190]
     for i, (kind, w, h, ow, oh, ch) in enumerate(cases):
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        expected = (cv2.resize(image, (ow, oh), interpolation=cv2.INTER_AREA) if kind == "area"
+        expected = (yunet_planes(cv2.resize(image, (ow, oh), interpolation=cv2.INTER_AREA)[:, :, ::-1]) if kind == "area"
                     else np.asarray(Image.fromarray(image).crop(box)) if kind == "crop"
                     else np.asarray(Image.fromarray(image).resize((ow, oh), Image.BICUBIC)))
         alpha = rng.integers(0, 256, (h, w, 1), dtype=np.uint8)  # must be ignored
         (np.concatenate([image, alpha], axis=2) if ch == 4 else image).tofile(tmp_path / f"{i}.in")
         expected.tofile(tmp_path / f"{i}.expected")
-    script = f"""
-        import fs from 'fs';
-        import {{ cropRGB, resizeArea, resizeBicubic }} from '{(bench.ROOT / "static_space" / "pixels.js").as_uri()}';
-        const cases = {json.dumps(cases)};
-        cases.forEach(([kind, w, h, ow, oh, ch], i) => {{
-          const src = new Uint8Array(fs.readFileSync('{tmp_path}/' + i + '.in'));
-          const out = kind === 'area' ? resizeArea(src, w, h, ow, oh, ch)
-            : kind === 'crop' ? cropRGB(src, w, {json.dumps(box)}, ch) : resizeBicubic(src, w, h, ow, oh);
-          fs.writeFileSync('{tmp_path}/' + i + '.out', out);
-        }});"""
-    subprocess.run(["node", "--input-type=module", "-e", script], check=True, timeout=120)
-    for i, case in enumerate(cases):
-        out, expected = (tmp_path / f"{i}.out").read_bytes(), (tmp_path / f"{i}.expected").read_bytes()
-        assert out == expected, f"{case}: {sum(a != b for a, b in zip(out, expected))} bytes differ"
+    wasm = [bench.ROOT / "static_space" / "pixels.wasm"]
+    if shutil.which("clang") and shutil.which("wasm-ld"):  # the committed .wasm is what pixels.c compiles to
+        subprocess.run(["bash", str(bench.ROOT / "static_space" / "build_wasm.sh"), str(tmp_path / "fresh.wasm")], check=True)
+        assert (tmp_path / "fresh.wasm").read_bytes() == wasm[0].read_bytes(), "pixels.wasm is stale: run build_wasm.sh"
+    for kernels in wasm:
+        run_pixel_ops(tmp_path, cases, box, kernels)
+        for i, case in enumerate(cases):
+            out, expected = (tmp_path / f"{i}.out").read_bytes(), (tmp_path / f"{i}.expected").read_bytes()
+            assert out == expected, f"{kernels.name} {case}: {sum(a != b for a, b in zip(out, expected))} bytes differ"
 
 
 @needs_chromium
