@@ -5,13 +5,13 @@
     python -m http.server -d site 8000        # then open http://127.0.0.1:8000
 
 The site (about 21 MB with an int8 ViT-Tiny) holds:
-- the page (index.html, app.js, fer.js, pixels.js, style.css from static_space/); fer.js does fer_hf's own pre- and
+- the page (index.html, app.js, fer.js, pixels.js, yunet.js, kernels.wasm, style.css from static_space/); fer.js does fer_hf's own pre- and
   post-processing, so a photo gets the same faces and scores as `scripts/predict.py` with the same ONNX file;
 - model.onnx: exported by scripts/export_onnx.py (int8 by default, --fp32 for the float graph; an
   existing .onnx export is copied as it is), and preprocessing.json: its labels, input size, mean, std,
   calibration temperature, and the detector and crop settings of fer_hf.faces;
-- yunet.onnx: the YuNet face detector (MIT) with its input height and width made dynamic, which
-  OpenCV's runtime allows and onnxruntime needs;
+- yunet.json + yunet.bin: the YuNet face detector (MIT) as a list of layers and their weights, run by the
+  page's own WebAssembly kernels (kernels.wasm, built from static_space/pixels.c and yunet.c);
 - ort/: ONNX Runtime Web's CPU (wasm) build, from the npm package pinned in static_space/package-lock.json,
   installed with `npm ci` into a cache folder once (no CDN at run time, nothing else copied);
 - README.md: the Spaces header (`sdk: static`) and a model card (training data, measured accuracy).
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # run from a clone without install
 sys.path.append(str(ROOT / "scripts"))  # export_onnx; appended: scripts/evaluate.py must not shadow `evaluate`
 
 WEB = ROOT / "static_space"
-WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "pixels.wasm", "style.css")
+WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "kernels.wasm", "style.css")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # the CPU build only
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_OUTPUTS = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32)]
@@ -97,7 +97,7 @@ def detection_settings(yunet: Path) -> dict:
     finds_px, min_face = getattr(det, "finds_px", None), getattr(det, "min_face", None)
     score = getattr(det, "score_threshold", _default(faces.YuNetDetector, "score_threshold", 0.6))
     return {"detector": {
-                "file": "yunet.onnx",
+                "file": "yunet.json",
                 "score_threshold": float(score),
                 "nms_threshold": float(getattr(det, "nms_threshold", _default(faces.YuNetDetector, "nms_threshold", 0.3))),
                 "top_k": 5000,  # what YuNetDetector passes to cv2.FaceDetectorYN.create
@@ -109,26 +109,79 @@ def detection_settings(yunet: Path) -> dict:
             "margin": float(_default(EmotionRecognizer.__init__, "margin", 0.2))}
 
 
-def write_dynamic_yunet(src: Path, dst: Path) -> None:
-    """YuNet's graph is fully convolutional (reshapes use -1), but the file fixes its input at 640x640;
-    OpenCV ignores that, onnxruntime does not. Free the height and width so that, like
-    cv2.FaceDetectorYN, the page feeds the image padded only to a multiple of 32."""
+def write_yunet_program(src: Path, site: Path) -> None:
+    """YuNet for the page's own WebAssembly kernels (static_space/yunet.c, run by yunet.js): its layers in order as
+    yunet.json (each Conv with the ReLU after it, MaxPool, nearest 2x Resize + Add; the Transpose/Reshape/Sigmoid
+    tails as output rules) and their float32 weights as yunet.bin. Anything else in the graph is an error: the
+    kernels cover the 2023mar float model, the one fer_hf ships."""
+    import numpy as np
     import onnx
+    from onnx import helper, numpy_helper
 
     model = onnx.load(str(src))
-    names = [o.name for o in model.graph.output]
-    if model.graph.input[0].name != "input" or sorted(names) != sorted(YUNET_OUTPUTS):
+    graph = model.graph
+    names = [o.name for o in graph.output]
+    if graph.input[0].name != "input" or sorted(names) != sorted(YUNET_OUTPUTS):
         raise ValueError(f"{src} is not the YuNet 2023mar model (outputs {names}; expected {YUNET_OUTPUTS})")
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    for i, name in ((2, "height"), (3, "width")):
-        dims[i].ClearField("dim_value")
-        dims[i].dim_param = name
-    for out in model.graph.output:
-        out.type.tensor_type.shape.dim[1].ClearField("dim_value")
-        out.type.tensor_type.shape.dim[1].dim_param = "anchors"
-    del model.graph.value_info[:]  # inferred 640x640 shapes would contradict the free ones
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
+    weights = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in graph.initializer}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    blob, steps, outputs, done = [], [], {}, set()
+
+    def store(array) -> int:  # offset, in floats, of `array` in yunet.bin
+        blob.append(array.ravel())
+        return sum(a.size for a in blob[:-1])
+
+    def only_reader(name, op):
+        nodes = readers.get(name, [])
+        return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op else None
+
+    for node in graph.node:
+        if id(node) in done:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Conv":
+            w = weights[node.input[1]]
+            b = weights[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
+            cout, cin_group, kh, kw = w.shape
+            group, strides = attrs.get("group", 1), list(attrs.get("strides", [1, 1]))
+            pads, out, relu = list(attrs.get("pads", [0, 0, 0, 0])), node.output[0], only_reader(node.output[0], "Relu")
+            if relu:
+                done.add(id(relu))
+                out = relu.output[0]
+            if (kh, kw, group, strides, relu) == (1, 1, 1, [1, 1], None):
+                op = "conv1x1"
+            elif (kh, kw, group, cin_group, strides, pads) == (3, 3, cout, 1, [1, 1], [1, 1, 1, 1]):
+                op = "dw3x3"
+            elif (kh, kw, group, strides, pads) == (3, 3, 1, [2, 2], [1, 1, 1, 1]) and relu:
+                op = "conv3x3s2_relu"
+            else:
+                raise ValueError(f"{src}: Conv {node.name} ({w.shape}, group {group}, strides {strides}) has no kernel")
+            steps.append({"op": op, "in": node.input[0], "out": out, "w": store(w), "b": store(b),
+                          "cin": cin_group * group, "cout": cout, "relu": relu is not None})
+        elif node.op_type == "MaxPool" and list(attrs["kernel_shape"]) == list(attrs["strides"]) == [2, 2]:
+            steps.append({"op": "maxpool2", "in": node.input[0], "out": node.output[0]})
+        elif node.op_type == "Resize" and attrs.get("mode") == b"nearest" and only_reader(node.output[0], "Add"):
+            add = only_reader(node.output[0], "Add")  # YuNet's FPN: upsample 2x (floor) and add the finer map
+            done.add(id(add))
+            big = next(name for name in add.input if name != node.output[0])
+            steps.append({"op": "upsample2_add", "small": node.input[0], "big": big, "out": add.output[0]})
+        elif node.op_type == "Transpose" and list(attrs["perm"]) == [0, 2, 3, 1]:
+            name, sigmoid = node.output[0], False  # NCHW -> NHWC, flattened; cls and obj through a sigmoid
+            while (tail := only_reader(name, "Reshape") or only_reader(name, "Sigmoid")) is not None:
+                done.add(id(tail))
+                sigmoid |= tail.op_type == "Sigmoid"
+                name = tail.output[0]
+            outputs[name] = {"from": node.input[0], "sigmoid": sigmoid}
+        else:
+            raise ValueError(f"{src}: {node.op_type} node {node.name} has no kernel in static_space/yunet.c")
+    if sorted(outputs) != sorted(YUNET_OUTPUTS):
+        raise ValueError(f"{src}: outputs {sorted(outputs)} were not traced back to the network")
+    program = {"source": src.name, "input": "input", "steps": steps, "outputs": outputs}
+    (site / "yunet.json").write_text(json.dumps(program) + "\n")
+    np.concatenate(blob).astype("<f4").tofile(site / "yunet.bin")
 
 
 def ort_dist(given: str | None) -> Path:
@@ -219,7 +272,7 @@ def build(args, site: Path, work: Path) -> tuple[str, dict]:
     for name in WEB_FILES:
         shutil.copy(WEB / name, site / name)
     yunet = yunet_source(args.yunet_model)
-    write_dynamic_yunet(yunet, site / "yunet.onnx")
+    write_yunet_program(yunet, site)
     for licence in sorted(yunet.parent.glob("LICENSE*yunet*"))[:1]:  # the package ships YuNet's MIT licence
         shutil.copy(licence, site / "LICENSE-yunet.txt")
     precision = "int8" if is_quantized(site / "model.onnx") else "fp32"

@@ -4,17 +4,18 @@
 // scripts/predict.py with the same ONNX file:
 //   1. downscale to `max_side` on the long side with OpenCV's INTER_AREA       (faces._downscale)
 //   2. YuNet on the BGR image zero-padded to a multiple of 32, decoded and NMS'd as cv2.FaceDetectorYN does
-//      (1 and 2's input in one pass, in WebAssembly: pixels.c)
+//      (1 and the network in WebAssembly: yunet.js)
 //   3. boxes back to the full image, rounded as Python rounds, largest face first (YuNetDetector.detect)
 //   4. the FER-style square crop with a margin, clipped to the image             (faces.crop_box)
 //   5. Pillow's BICUBIC resize (antialiased, fixed-point, two passes)             (FerTransform, train=False)
 //   6. (x - mean*255) / (std*255), all faces in one batch, temperature, softmax   (FerCollator, predict_crops)
-// Steps 1 and 5 are in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in.
+// Step 5 is in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in.
 
-import { cropRGB, PixelKernels, pyRound, resizeBicubic } from './pixels.js';
+import { cropRGB, pyRound, resizeBicubic } from './pixels.js';
+import { YuNet } from './yunet.js';
 
 // ---------------------------------------------------------------------------------------------------------
-// Step 2: cv2.FaceDetectorYN (OpenCV's face_detect.cpp): decode, NMS (its input: PixelKernels.yunetInput).
+// Step 2: cv2.FaceDetectorYN (OpenCV's face_detect.cpp): decode, NMS (its input and network: yunet.js).
 
 function rectOverlap(a, b) {  // 1 - jaccardDistance of two integer Rect2i
   const areaA = a[2] * a[3], areaB = b[2] * b[3];
@@ -105,29 +106,27 @@ function channels(image, w, h) {
 
 export class FerPipeline {
   // config: preprocessing.json as written by scripts/build_static_space.py
-  constructor(ort, config, detector, classifier, pixels) {
-    Object.assign(this, { ort, config, detector, classifier, pixels });
+  constructor(ort, config, detector, classifier) {
+    Object.assign(this, { ort, config, detector, classifier });
     this.labels = config.labels;
     this.inputName = classifier.inputNames[0];
   }
 
   static async create(ort, base = '.') {
     const config = await (await fetch(`${base}/preprocessing.json`)).json();
-    const pixels = PixelKernels.load(`${base}/pixels.wasm`);  // 6.6 kB: compiled while the runtime loads
     const t0 = performance.now();
-    const detector = await ort.InferenceSession.create(`${base}/${config.detector.file}`,  // + the runtime itself
-                                                       { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
-    const t1 = performance.now();
+    const detector = YuNet.load(base);  // compiled while the runtime loads
     // 'extended' fuses each int8 MatMul with its input quantisation (DynamicQuantizeMatMul): -2 ms a face for
     // +0.1 s of session creation on the int8 ViT; 'all' adds only CPU-layout rewrites. Same logits (parity test).
-    const classifier = await ort.InferenceSession.create(`${base}/${config.model_file}`,
+    const classifier = await ort.InferenceSession.create(`${base}/${config.model_file}`,  // + the runtime itself
                                                          { executionProviders: ['wasm'], graphOptimizationLevel: 'extended' });
-    const pipeline = new FerPipeline(ort, config, detector, classifier, await pixels);
+    const t1 = performance.now();
+    const pipeline = new FerPipeline(ort, config, await detector, classifier);
     const t2 = performance.now();
     // One run on a blank 600x400 image while the page loads: first runs allocate and compile (wasm and JS
     // alike), so the visitor's first photo does not pay for that.
     await pipeline.recognize(new Uint8ClampedArray(600 * 400 * 4).fill(128), 600, 400);  // RGBA, as the page's
-    pipeline.loadTimings = { runtime_and_detector_ms: t1 - t0, classifier_ms: t2 - t1, warmup_ms: performance.now() - t2 };
+    pipeline.loadTimings = { runtime_and_classifier_ms: t1 - t0, detector_ms: t2 - t1, warmup_ms: performance.now() - t2 };
     return pipeline;
   }
 
@@ -136,20 +135,11 @@ export class FerPipeline {
     const d = this.config.detector, t0 = performance.now(), ch = channels(image, w, h);
     const scale = detectionScale(w, h, d);
     const sw = scale < 1 ? Math.max(1, pyRound(w * scale)) : w, sh = scale < 1 ? Math.max(1, pyRound(h * scale)) : h;
-    // The input buffer is lent out only while no other detection holds it (webcam frames and photos may overlap).
-    const spare = this.spareInput;
-    this.spareInput = null;
-    const { data, padW, padH } = this.pixels.yunetInput(image, w, h, ch, sw, sh, spare);
+    const plan = this.detector.input(image, w, h, ch, sw, sh);
     const t1 = performance.now();
-    let out;
-    try {
-      out = await this.detector.run({ [this.detector.inputNames[0]]: new this.ort.Tensor('float32', data, [1, 3, padH, padW]) });
-    } finally {
-      this.spareInput = data;
-    }
+    const outputs = this.detector.run(plan);
     const t2 = performance.now();
-    const arrays = Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data]));
-    const rows = decodeYunet(arrays, padW, padH, d.score_threshold, d.nms_threshold, d.top_k);
+    const rows = decodeYunet(outputs, plan.w, plan.h, d.score_threshold, d.nms_threshold, d.top_k);
     const faces = rows.map((r) => ({
       box: r.slice(0, 4).map((v) => pyRound(v / scale)),
       score: r[14],

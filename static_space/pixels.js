@@ -1,46 +1,13 @@
-// Pixel operations of the fer-hf page, bit-exact copies of what the Python path does to an image:
-// OpenCV's INTER_AREA shrink (fer_hf.faces, before detection; in WebAssembly, pixels.c) and Pillow's BICUBIC resize
-// (FerTransform, for the model), with Python's and OpenCV's rounding. Images are bytes row by row, RGB or, where a
-// function takes `ch` = 4, RGBA straight from a canvas (alpha skipped: the page composites on white first). Reading
-// the canvas's RGBA directly saves a full-image RGB copy per photo (scripts/benchmark_static_space.py).
+// Pixel operations of the fer-hf page, bit-exact copies of what the Python path does to an image: Pillow's BICUBIC
+// resize (FerTransform, for the model) and crop, with Python's rounding (OpenCV's INTER_AREA shrink before detection
+// is in WebAssembly: pixels.c, called by yunet.js). Images are bytes row by row, RGB or, where a function takes
+// `ch` = 4, RGBA straight from a canvas (alpha skipped: the page composites on white first). Reading the canvas's
+// RGBA directly saves a full-image RGB copy per photo (scripts/benchmark_static_space.py).
 
 // Python's round(): halves go to the even neighbour (JavaScript's Math.round sends them up).
 export function pyRound(x) {
   const r = Math.round(x);
   return (Math.abs(x % 1) === 0.5 && r % 2 !== 0) ? r - 1 : r;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// cv2.resize(..., interpolation=INTER_AREA) into YuNet's input, in WebAssembly (pixels.c, built into pixels.wasm).
-
-export class PixelKernels {
-  // source: the URL of pixels.wasm, or its bytes
-  static async load(source) {
-    const bytes = typeof source === 'string' ? await (await fetch(source)).arrayBuffer() : source;
-    const { instance } = await WebAssembly.instantiate(bytes);
-    return new PixelKernels(instance.exports);
-  }
-
-  constructor(exports) {
-    this.k = exports;
-    this.base = (exports.__heap_base.value + 15) & ~15;  // the module's free memory starts here
-  }
-
-  // YuNet's input for an RGB or RGBA (ch 3 or 4) w x h image shrunk to dw x dh with INTER_AREA (dw x dh = w x h:
-  // as it is): B, G, R float planes zero-padded at the right and bottom to multiples of 32 (cv2.FaceDetectorYN).
-  // `into`, a Float32Array of the right size, is filled instead of a new one (2 MB a photo).
-  yunetInput(src, w, h, ch, dw, dh, into = null) {
-    const padW = Math.floor((dw - 1) / 32 + 1) * 32, padH = Math.floor((dh - 1) / 32 + 1) * 32, size = 3 * padW * padH;
-    const k = this.k, srcAt = this.base, outAt = (srcAt + w * h * ch + 4 + 15) & ~15;  // +4: the kernel reads 4 bytes a pixel
-    const scratchAt = outAt + 4 * size, end = scratchAt + k.scratch_bytes(w, h, dw, dh);
-    if (end > k.memory.buffer.byteLength) k.memory.grow(Math.ceil((end - k.memory.buffer.byteLength) / 65536));
-    new Uint8Array(k.memory.buffer, srcAt, w * h * ch).set(src);
-    k.yunet_planes(srcAt, w, h, ch, dw, dh, outAt, padW, padH, scratchAt);
-    // copied out: the module's memory is reused by the next photo while this one may still be in YuNet
-    const data = into?.length === size ? into : new Float32Array(size);
-    data.set(new Float32Array(k.memory.buffer, outAt, size));
-    return { data, padW, padH };
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -96,8 +96,8 @@ def photos(tmp_path_factory):
 def test_site_files_card_and_size(site):
     root, result = site
     out = root / "site"
-    for name in ("index.html", "app.js", "fer.js", "pixels.js", "pixels.wasm", "style.css", "model.onnx", "yunet.onnx",
-                 "preprocessing.json",
+    for name in ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "kernels.wasm", "style.css", "model.onnx",
+                 "yunet.json", "yunet.bin", "preprocessing.json",
                  "README.md", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"):
         assert (out / name).is_file(), name
     assert result["precision"] == "int8" and result["under_size_limit"] and result["size_mb"] < 25
@@ -111,7 +111,7 @@ def test_site_files_card_and_size(site):
     assert "cross-origin-embedder-policy: require-corp" in readme  # so that the wasm runtime may use threads
     assert "synthetic_fer" in readme and "accuracy 0.4286, macro-F1 0.3512" in readme  # trained on / measured accuracy
     assert "drawn cartoon faces" in readme and "Nothing is uploaded" in readme
-    for name in ("index.html", "app.js", "fer.js", "pixels.js"):  # no CDN, no outside URL the page could fetch
+    for name in ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js"):  # no CDN, no outside URL the page could fetch
         assert "https://" not in (out / name).read_text() and "http://" not in (out / name).read_text()
 
 
@@ -282,19 +282,29 @@ def test_paste_drop_and_webcam(site, photos):
     assert not blocked, blocked
 
 
-def run_pixel_ops(tmp_path, cases, box, wasm):
-    """Runs pixels.js (with `wasm` as its kernels) in node on tmp_path/{i}.in; writes tmp_path/{i}.out."""
+def run_pixel_ops(tmp_path, cases, box, wasm, site):
+    """Runs pixels.js and yunet.js (with `wasm` as its kernels, the YuNet of `site`) in node on tmp_path/{i}.in;
+    writes tmp_path/{i}.out."""
     import subprocess
 
+    web = bench.ROOT / "static_space"
     script = f"""
         import fs from 'fs';
-        import {{ cropRGB, PixelKernels, resizeBicubic }} from '{(bench.ROOT / "static_space" / "pixels.js").as_uri()}';
-        const kernels = await PixelKernels.load(fs.readFileSync('{wasm}'));
+        import {{ cropRGB, resizeBicubic }} from '{(web / "pixels.js").as_uri()}';
+        import {{ YuNet }} from '{(web / "yunet.js").as_uri()}';
+        const yunet = await YuNet.load({{ wasm: fs.readFileSync('{wasm}'), weights: fs.readFileSync('{site}/yunet.bin'),
+                                         program: JSON.parse(fs.readFileSync('{site}/yunet.json')) }});
         const cases = {json.dumps(cases)};
         cases.forEach(([kind, w, h, ow, oh, ch], i) => {{
           const src = new Uint8Array(fs.readFileSync('{tmp_path}/' + i + '.in'));
-          const out = kind === 'area' ? kernels.yunetInput(src, w, h, ch, ow, oh).data
-            : kind === 'crop' ? cropRGB(src, w, {json.dumps(box)}, ch) : resizeBicubic(src, w, h, ow, oh);
+          let out;
+          if (kind === 'area') {{
+            const plan = yunet.input(src, w, h, ch, ow, oh);
+            out = new Float32Array(yunet.k.memory.buffer, plan.at.input, 3 * plan.h * plan.w);
+          }} else if (kind === 'yunet') {{
+            const plan = yunet.input(src, w, h, ch, ow, oh), outputs = yunet.run(plan);
+            out = new Float32Array(Object.keys(outputs).sort().flatMap((k) => [...outputs[k]]));
+          }} else out = kind === 'crop' ? cropRGB(src, w, {json.dumps(box)}, ch) : resizeBicubic(src, w, h, ow, oh);
           fs.writeFileSync('{tmp_path}/' + i + '.out', out);
         }});"""
     subprocess.run(["node", "--input-type=module", "-e", script], check=True, timeout=120)
@@ -309,38 +319,58 @@ def yunet_planes(bgr: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run static_space/pixels.js outside a browser")
-def test_pixel_ops_are_bit_exact_copies_of_opencv_and_pillow(tmp_path):
-    """pixels.js and pixels.wasm against cv2.resize(INTER_AREA) (then YuNet's padded BGR planes) and PIL's BICUBIC
+def test_pixel_ops_and_yunet_kernels_match_opencv_and_pillow(tmp_path):
+    """pixels.js and kernels.wasm against cv2.resize(INTER_AREA) (then YuNet's padded BGR planes) and PIL's BICUBIC
     resize, byte for byte, on random images and sizes that take every path (integer and fractional shrink factors,
     none, up- and downscaling, one axis only); the shrink and the crop also from RGBA, as the page hands them a
-    canvas's pixels. With clang and wasm-ld installed, pixels.c must compile to the committed pixels.wasm."""
+    canvas's pixels. YuNet's twelve outputs from yunet.js against OpenCV's own run of the ONNX file (cv2.dnn, as
+    cv2.FaceDetectorYN runs it) on the same input. With clang and wasm-ld installed, build_wasm.sh must give the
+    committed kernels.wasm."""
     import subprocess
 
     import cv2
 
+    yunet = build_static_space.yunet_source()
+    build_static_space.write_yunet_program(yunet, tmp_path)
     rng = np.random.default_rng(0)
     cases = [("area", 900, 700, 480, 373, 3), ("area", 960, 720, 480, 360, 3), ("area", 1234, 77, 480, 30, 3),
              ("area", 900, 700, 480, 373, 4), ("area", 960, 720, 480, 360, 4), ("area", 640, 480, 480, 360, 4),
              ("area", 1500, 900, 500, 300, 4), ("area", 300, 200, 300, 200, 4), ("area", 301, 199, 301, 199, 3),
              ("bicubic", 140, 140, 32, 32, 3), ("bicubic", 33, 47, 48, 48, 3), ("bicubic", 500, 400, 224, 224, 3),
-             ("bicubic", 64, 40, 64, 48, 3), ("crop", 300, 200, 0, 0, 3), ("crop", 300, 200, 0, 0, 4)]
+             ("bicubic", 64, 40, 64, 48, 3), ("crop", 300, 200, 0, 0, 3), ("crop", 300, 200, 0, 0, 4),
+             ("yunet", 640, 480, 480, 360, 4), ("yunet", 333, 250, 333, 250, 3)]
     box = [17, 9, 251, 190]
+    net = cv2.dnn.readNetFromONNX(str(yunet))
     for i, (kind, w, h, ow, oh, ch) in enumerate(cases):
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        expected = (yunet_planes(cv2.resize(image, (ow, oh), interpolation=cv2.INTER_AREA)[:, :, ::-1]) if kind == "area"
-                    else np.asarray(Image.fromarray(image).crop(box)) if kind == "crop"
-                    else np.asarray(Image.fromarray(image).resize((ow, oh), Image.BICUBIC)))
+        if kind == "yunet":  # a smooth image: a network's outputs on noise say little
+            image = (cv2.GaussianBlur(image, (0, 0), 4).astype(np.int32) * 3 % 256).astype(np.uint8)
+        if kind in ("area", "yunet"):
+            small = cv2.resize(image, (ow, oh), interpolation=cv2.INTER_AREA) if (ow, oh) != (w, h) else image
+            expected = yunet_planes(np.ascontiguousarray(small[:, :, ::-1]))
+        if kind == "yunet":
+            net.setInput(expected[None])
+            names = sorted(build_static_space.YUNET_OUTPUTS)
+            expected = np.concatenate([o.ravel() for o in net.forward(names)]).astype(np.float32)
+        elif kind == "crop":
+            expected = np.asarray(Image.fromarray(image).crop(box))
+        elif kind == "bicubic":
+            expected = np.asarray(Image.fromarray(image).resize((ow, oh), Image.BICUBIC))
         alpha = rng.integers(0, 256, (h, w, 1), dtype=np.uint8)  # must be ignored
         (np.concatenate([image, alpha], axis=2) if ch == 4 else image).tofile(tmp_path / f"{i}.in")
         expected.tofile(tmp_path / f"{i}.expected")
-    wasm = [bench.ROOT / "static_space" / "pixels.wasm"]
-    if shutil.which("clang") and shutil.which("wasm-ld"):  # the committed .wasm is what pixels.c compiles to
+    wasm = [bench.ROOT / "static_space" / "kernels.wasm"]
+    if shutil.which("clang") and shutil.which("wasm-ld"):  # the committed .wasm is what the C files compile to
         subprocess.run(["bash", str(bench.ROOT / "static_space" / "build_wasm.sh"), str(tmp_path / "fresh.wasm")], check=True)
-        assert (tmp_path / "fresh.wasm").read_bytes() == wasm[0].read_bytes(), "pixels.wasm is stale: run build_wasm.sh"
+        assert (tmp_path / "fresh.wasm").read_bytes() == wasm[0].read_bytes(), "kernels.wasm is stale: run build_wasm.sh"
     for kernels in wasm:
-        run_pixel_ops(tmp_path, cases, box, kernels)
+        run_pixel_ops(tmp_path, cases, box, kernels, tmp_path)
         for i, case in enumerate(cases):
             out, expected = (tmp_path / f"{i}.out").read_bytes(), (tmp_path / f"{i}.expected").read_bytes()
+            if case[0] == "yunet":  # float sums in another order than OpenCV's
+                out, expected = np.frombuffer(out, np.float32), np.frombuffer(expected, np.float32)
+                assert out.shape == expected.shape and np.abs(out - expected).max() < 1e-3 * max(1, np.abs(expected).max())
+                continue
             assert out == expected, f"{kernels.name} {case}: {sum(a != b for a, b in zip(out, expected))} bytes differ"
 
 
