@@ -97,7 +97,6 @@ def detection_settings(yunet: Path) -> dict:
     finds_px, min_face = getattr(det, "finds_px", None), getattr(det, "min_face", None)
     score = getattr(det, "score_threshold", _default(faces.YuNetDetector, "score_threshold", 0.6))
     return {"detector": {
-                "file": "yunet.json",
                 "score_threshold": float(score),
                 "nms_threshold": float(getattr(det, "nms_threshold", _default(faces.YuNetDetector, "nms_threshold", 0.3))),
                 "top_k": 5000,  # what YuNetDetector passes to cv2.FaceDetectorYN.create
