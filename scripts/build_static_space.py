@@ -11,7 +11,10 @@ The site (about 21 MB with an int8 ViT-Tiny) holds:
   existing .onnx export is copied as it is), and preprocessing.json: its labels, input size, mean, std,
   calibration temperature, and the detector and crop settings of fer_hf.faces;
 - yunet.json + yunet.bin: the YuNet face detector (MIT) as a list of layers and their weights, run by the
-  page's own WebAssembly kernels (kernels.wasm, built from static_space/pixels.c and yunet.c);
+  page's own WebAssembly kernels (kernels.wasm, built from static_space/pixels.c, yunet.c and vit.c);
+- for an int8 ViT (scripts/vit_program.py): stem.onnx (the graph up to the first block, for onnxruntime-web) and
+  vit.json (the blocks and head, run by vit.c, their weights read from model.onnx); other models run whole in
+  onnxruntime-web;
 - ort/: ONNX Runtime Web's CPU (wasm) build, from the npm package pinned in static_space/package-lock.json,
   installed with `npm ci` into a cache folder once (no CDN at run time, nothing else copied);
 - README.md: the Spaces header (`sdk: static`) and a model card (training data, measured accuracy).
@@ -35,7 +38,7 @@ sys.path.insert(0, str(ROOT))  # run from a clone without install
 sys.path.append(str(ROOT / "scripts"))  # export_onnx; appended: scripts/evaluate.py must not shadow `evaluate`
 
 WEB = ROOT / "static_space"
-WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "kernels.wasm", "style.css")
+WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "vit.js", "kernels.wasm", "style.css")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # the CPU build only
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_OUTPUTS = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32)]
@@ -275,10 +278,20 @@ def build(args, site: Path, work: Path) -> tuple[str, dict]:
     for licence in sorted(yunet.parent.glob("LICENSE*yunet*"))[:1]:  # the package ships YuNet's MIT licence
         shutil.copy(licence, site / "LICENSE-yunet.txt")
     precision = "int8" if is_quantized(site / "model.onnx") else "fp32"
+    from vit_program import write_vit_program
+
+    not_vit = write_vit_program(site / "model.onnx", site)
+    print(f"classifier in the page: onnxruntime-web for all of it ({not_vit})" if not_vit else
+          "classifier in the page: onnxruntime-web for the stem (stem.onnx), the page's own kernels for the blocks")
+    preloads = "".join(f'  <link rel="preload" href="{name}" as="fetch" crossorigin>\n'
+                       for name in ([] if not_vit else ["stem.onnx", "vit.json"]))
+    index = site / "index.html"  # the model files this build has, fetched while the scripts load
+    index.write_text(index.read_text().replace("  <!-- model preloads -->\n", preloads))
     config = {"labels": meta["labels"], "image_size": meta["image_size"], "mean": meta["mean"], "std": meta["std"],
               "calibration_temperature": meta.get("calibration_temperature"), "architecture": meta.get("architecture"),
-              "model_file": "model.onnx", "precision": precision, **detection_settings(yunet),
-              "max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS}
+              "model_file": "model.onnx", "precision": precision,
+              "vit": None if not_vit else "vit.json", "stem_file": None if not_vit else "stem.onnx",
+              **detection_settings(yunet), "max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS}
     (site / "preprocessing.json").write_text(json.dumps(config, indent=2) + "\n")
     from fer_hf.space_card import write_readme
 

@@ -8,4 +8,4 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 clang --target=wasm32 -O3 -msimd128 -mbulk-memory -ffp-contract=off -nostdlib \
-      -Wl,--no-entry -Wl,--export=__heap_base -o "${1:-$here/kernels.wasm}" "$here/pixels.c" "$here/yunet.c"
+      -Wl,--no-entry -Wl,--export=__heap_base -o "${1:-$here/kernels.wasm}" "$here/pixels.c" "$here/yunet.c" "$here/vit.c"

@@ -9,9 +9,11 @@
 //   4. the FER-style square crop with a margin, clipped to the image             (faces.crop_box)
 //   5. Pillow's BICUBIC resize (antialiased, fixed-point, two passes)             (FerTransform, train=False)
 //   6. (x - mean*255) / (std*255), all faces in one batch, temperature, softmax   (FerCollator, predict_crops)
-// Step 5 is in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in.
+// Step 5 is in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in. For an
+// int8 ViT, onnxruntime-web runs only the stem (stem.onnx) and the page's own kernels the blocks and head (vit.js).
 
 import { cropRGB, pyRound, resizeBicubic } from './pixels.js';
+import { ViT } from './vit.js';
 import { YuNet } from './yunet.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -106,8 +108,9 @@ function channels(image, w, h) {
 
 export class FerPipeline {
   // config: preprocessing.json as written by scripts/build_static_space.py
-  constructor(ort, config, detector, classifier) {
-    Object.assign(this, { ort, config, detector, classifier });
+  // classifier: an onnxruntime-web session of the whole model, or of its stem when vit (vit.js) runs the rest
+  constructor(ort, config, detector, classifier, vit = null) {
+    Object.assign(this, { ort, config, detector, classifier, vit });
     this.labels = config.labels;
     this.inputName = classifier.inputNames[0];
   }
@@ -115,20 +118,29 @@ export class FerPipeline {
   static async create(ort, base = '.') {
     const config = await (await fetch(`${base}/preprocessing.json`)).json();
     const t0 = performance.now();
-    const detector = YuNet.load(base);  // compiled while the runtime loads
+    const bytes = async (url) => (await fetch(url)).arrayBuffer();
+    // compiled once, while the runtime loads; YuNet and the ViT each get their own instance (their own memory)
+    const kernels = bytes(`${base}/kernels.wasm`).then((b) => WebAssembly.compile(b));
+    const detector = Promise.all([kernels, fetch(`${base}/yunet.json`).then((r) => r.json()), bytes(`${base}/yunet.bin`)])
+      .then(([wasm, program, weights]) => YuNet.load({ wasm, program, weights }));
+    const vit = config.vit
+      ? Promise.all([kernels, fetch(`${base}/${config.vit}`).then((r) => r.json()), bytes(`${base}/${config.model_file}`)])
+        .then(([wasm, program, model]) => ViT.load(wasm, program, model)) : null;
     // 'extended' fuses each int8 MatMul with its input quantisation (DynamicQuantizeMatMul): -2 ms a face for
     // +0.1 s of session creation on the int8 ViT; 'all' adds only CPU-layout rewrites. Same logits (parity test).
-    const classifier = await ort.InferenceSession.create(`${base}/${config.model_file}`,  // + the runtime itself
+    const file = config.vit ? config.stem_file : config.model_file;
+    const classifier = await ort.InferenceSession.create(`${base}/${file}`,  // + the runtime itself
                                                          { executionProviders: ['wasm'], graphOptimizationLevel: 'extended' });
     const t1 = performance.now();
-    const pipeline = new FerPipeline(ort, config, await detector, classifier);
+    const pipeline = new FerPipeline(ort, config, await detector, classifier, await vit);
     const t2 = performance.now();
     // Two runs on a blank 600x400 image while the page loads: the first allocates and compiles (wasm and JS alike),
     // and the engine recompiles hot code, optimised, after it; so the visitor's first photos do not pay for that
     // (with one warm-up run the next ~8 photos were slower, up to 2x).
     const blank = new Uint8ClampedArray(600 * 400 * 4).fill(128);  // RGBA, as the page's
     for (let i = 0; i < 2; i++) await pipeline.recognize(blank, 600, 400);
-    pipeline.loadTimings = { runtime_and_classifier_ms: t1 - t0, detector_ms: t2 - t1, warmup_ms: performance.now() - t2 };
+    pipeline.loadTimings = { runtime_and_classifier_ms: t1 - t0, kernels_ms: t2 - t1, warmup_ms: performance.now() - t2,
+                             own_vit_kernels: Boolean(pipeline.vit) };
     return pipeline;
   }
 
@@ -165,7 +177,8 @@ export class FerPipeline {
       }
     });
     const out = await this.classifier.run({ [this.inputName]: new this.ort.Tensor('float32', x, [crops.length, 3, size, size]) });
-    const logits = out[this.classifier.outputNames[0]].data, k = this.labels.length;
+    const first = out[this.classifier.outputNames[0]].data;  // the logits, or the stem's tokens
+    const logits = this.vit ? this.vit.run(first, crops.length) : first, k = this.labels.length;
     return crops.map((_, n) => softmax(logits.subarray(n * k, (n + 1) * k), this.config.calibration_temperature));
   }
 

@@ -96,8 +96,8 @@ def photos(tmp_path_factory):
 def test_site_files_card_and_size(site):
     root, result = site
     out = root / "site"
-    for name in ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "kernels.wasm", "style.css", "model.onnx",
-                 "yunet.json", "yunet.bin", "preprocessing.json",
+    for name in ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "vit.js", "kernels.wasm", "style.css",
+                 "model.onnx", "yunet.json", "yunet.bin", "preprocessing.json", "vit.json", "stem.onnx",
                  "README.md", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"):
         assert (out / name).is_file(), name
     assert result["precision"] == "int8" and result["under_size_limit"] and result["size_mb"] < 25
@@ -106,6 +106,8 @@ def test_site_files_card_and_size(site):
     assert not any(p.suffix == ".map" or "jsep" in p.name or "webgpu" in p.name for p in out.rglob("*"))  # CPU build only
     config = json.loads((out / "preprocessing.json").read_text())
     assert config["labels"] == list(CLASSES) and config["image_size"] == 32 and config["calibration_temperature"] == 1.3
+    assert config["vit"] == "vit.json" and config["stem_file"] == "stem.onnx"  # an int8 ViT: its blocks in vit.c
+    assert '<link rel="preload" href="stem.onnx"' in (out / "index.html").read_text()
     readme = (out / "README.md").read_text()
     assert readme.startswith("---\n") and "\nsdk: static\n" in readme and "app_file: index.html" in readme
     assert "cross-origin-embedder-policy: require-corp" in readme  # so that the wasm runtime may use threads
@@ -196,6 +198,8 @@ def test_page_in_chromium_matches_predict_py_offline(site, photos, tmp_path):
         assert not errors, errors
         assert not blocked, f"the page asked for outside URLs: {blocked}"
         assert fetched[url + "model.onnx"] == fetched[url + "ort/ort-wasm-simd-threaded.wasm"] == 1  # preloads reused
+        assert fetched[url + "stem.onnx"] == fetched[url + "vit.json"] == 1
+        assert page.evaluate("window.ferTimings.own_vit_kernels")  # the blocks ran in vit.c, and matched predict.py
         # and the guard really blocks: an outside request from the page fails and is recorded
         failed = page.evaluate("fetch('https://huggingface.co/').then(() => false, () => true)")
         assert failed and blocked == ["https://huggingface.co/"]
@@ -207,6 +211,46 @@ def test_page_in_chromium_matches_predict_py_offline(site, photos, tmp_path):
     assert (tmp_path / "static_space.png").stat().st_size < 300_000
     if os.environ.get("FER_STATIC_SCREENSHOT"):  # the README's picture
         shutil.copy(tmp_path / "static_space.png", os.environ["FER_STATIC_SCREENSHOT"])
+
+
+def test_graphs_vit_c_does_not_cover_are_named(site, tmp_path):
+    """vit_program reads only the plain pre-norm ViT block; anything else keeps the whole model in onnxruntime-web,
+    and says why."""
+    import onnx
+
+    from vit_program import write_vit_program
+
+    root, _ = site
+    model = onnx.load(str(root / "site" / "model.onnx"))
+    add = next(n for n in model.graph.node if n.name.endswith("/blocks.0/Add"))
+    add.name = add.name.replace("/blocks.0/", "/blocks.0/ls1/")  # as a block with layer scale is named
+    onnx.save(model, str(tmp_path / "ls.onnx"))
+    assert "layer scale" in write_vit_program(tmp_path / "ls.onnx", tmp_path)
+    assert not (tmp_path / "vit.json").exists() and not (tmp_path / "stem.onnx").exists()
+    assert write_vit_program(root / "site" / "model.onnx", tmp_path) is None  # the tiny ViT itself: covered
+
+
+@needs_chromium
+def test_fp32_site_runs_the_whole_model_in_onnxruntime_web(site, photos, tmp_path):
+    """--fp32 (float graph, no vit.json): the page runs model.onnx whole in onnxruntime-web, same scores as predict.py."""
+    from playwright.sync_api import sync_playwright
+
+    root, _ = site
+    fp32 = tmp_path / "fp32"
+    build_static_space.main(["--model", str(root / "model"), "--output_dir", str(fp32 / "site"), "--fp32",
+                             "--num_images", "2"])
+    config = json.loads((fp32 / "site" / "preprocessing.json").read_text())
+    assert config["precision"] == "fp32" and config["vit"] is None and not (fp32 / "site" / "vit.json").exists()
+    blocked = []
+    with bench.serve(fp32 / "site") as url, sync_playwright() as p, bench.browser_page(p, blocked) as page:
+        page.goto(url, wait_until="load")
+        out = bench.analyse(page, photos["group"])
+        assert out["error"] is None and not page.evaluate("window.ferTimings.own_vit_kernels")
+        lines = predict_py(fp32, photos["group"])
+        assert len(out["result"]["faces"]) == len(lines) >= 2
+        for i, (face, line) in enumerate(zip(out["result"]["faces"], lines)):
+            assert_same_face(face, line, f"fp32 group face {i}")
+    assert not blocked
 
 
 def test_publishing_offline_fails_fast_before_building(tmp_path, monkeypatch):

@@ -1,0 +1,255 @@
+// The transformer blocks of the int8 ViT classifier in WebAssembly: what onnxruntime computes for the blocks of the
+// graph scripts/export_onnx.py writes (dynamic int8 quantisation), as a few fused kernels. vit.js runs them from the
+// program scripts/build_static_space.py writes (vit.json: where each weight lies in model.onnx); onnxruntime-web
+// still runs the stem (patch embedding, class token, position embedding: stem.onnx) and any model this does not fit.
+//
+// Why: onnxruntime-web spends ~15 ms a face on the 12 blocks of the R+ViT-Ti student, 2/3 of it outside the matrix
+// products (~480 small nodes: shape arithmetic, casts, layer norms, an erf per GELU value); fused here they take a
+// third of that (README). Same arithmetic as onnxruntime: per-tensor uint8 activations (DynamicQuantizeLinear: the
+// range widened to hold 0, scale (max - min) / 255, zero point and values rounded half to even), per-channel int8
+// weights with zero point 0, int32 sums (exact), then float32 `sum * (a_scale * w_scale) + bias`. The float steps
+// around them (layer norm, softmax, erf) differ from onnxruntime's in the last bits only; the page's scores match
+// scripts/predict.py (tests/test_static_space.py). Compiled with pixels.c and yunet.c into kernels.wasm.
+
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+// ---------------------------------------------------------------------------------------------------------
+// exp and erf in float32 (no libm here): Cephes' expf (range reduction by ln 2 in two parts, degree-5 polynomial,
+// ~1 ulp) and Abramowitz & Stegun 7.1.26 for erf (absolute error < 1.5e-7), four lanes at a time.
+
+static v128_t exp4(v128_t x) {
+  x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.3f));
+  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894e-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), wasm_f32x4_splat(1.f));
+  v128_t pow2n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(p, pow2n);
+}
+
+static v128_t erf4(v128_t x) {
+  v128_t ax = wasm_f32x4_abs(x);
+  v128_t t = wasm_f32x4_div(wasm_f32x4_splat(1.f), wasm_f32x4_add(wasm_f32x4_splat(1.f), wasm_f32x4_mul(wasm_f32x4_splat(0.3275911f), ax)));
+  v128_t p = wasm_f32x4_splat(1.061405429f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, t), wasm_f32x4_splat(-1.453152027f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, t), wasm_f32x4_splat(1.421413741f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, t), wasm_f32x4_splat(-0.284496736f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, t), wasm_f32x4_splat(0.254829592f));
+  p = wasm_f32x4_mul(p, t);
+  v128_t y = wasm_f32x4_sub(wasm_f32x4_splat(1.f), wasm_f32x4_mul(p, exp4(wasm_f32x4_neg(wasm_f32x4_mul(ax, ax)))));
+  return wasm_v128_bitselect(wasm_f32x4_neg(y), y, wasm_f32x4_lt(x, wasm_f32x4_splat(0.f)));
+}
+
+static float hsum(v128_t v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Weights: int8 [k][n] (ONNX MatMul's B) widened to int16 and packed for the product below: per block of 8 columns,
+// per pair of rows, the 8 columns' (row 2i, row 2i+1) pairs. n is padded to a multiple of 8 with zero columns, k to
+// an even number with a zero row. Returns the int16 count written.
+
+EXPORT(vit_pack)
+int vit_pack(const int8_t *w, int k, int n, int16_t *out) {
+  const int kp = (k + 1) / 2, np = (n + 7) & ~7;
+  int16_t *o = out;
+  for (int nb = 0; nb < np; nb += 8)
+    for (int i = 0; i < kp; i++)
+      for (int c = 0; c < 8; c++)
+        for (int r = 0; r < 2; r++) {
+          const int row = 2 * i + r, col = nb + c;
+          *o++ = row < k && col < n ? w[row * n + col] : 0;
+        }
+  return (int)(o - out);
+}
+
+// DynamicQuantizeLinear of x (n floats, one tensor: every face of the batch together) as onnxruntime computes it;
+// writes q - zero_point as int16 (the product's input, rows of `k` values padded to `kp` with zeros) and returns
+// the scale.
+EXPORT(vit_quantize)
+float vit_quantize(const float *x, int rows, int k, int kp, int16_t *q) {
+  v128_t lo = wasm_f32x4_splat(0.f), hi = lo;  // the range always holds 0
+  const int n = rows * k;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(x + i);
+    lo = wasm_f32x4_pmin(v, lo);
+    hi = wasm_f32x4_pmax(v, hi);
+  }
+  float l4[4], h4[4], mn = 0.f, mx = 0.f;
+  wasm_v128_store(l4, lo);
+  wasm_v128_store(h4, hi);
+  for (int l = 0; l < 4; l++) {
+    mn = l4[l] < mn ? l4[l] : mn;
+    mx = h4[l] > mx ? h4[l] : mx;
+  }
+  for (; i < n; i++) {
+    mn = x[i] < mn ? x[i] : mn;
+    mx = x[i] > mx ? x[i] : mx;
+  }
+  const float scale = mx == mn ? 1.f : (mx - mn) / 255.f;
+  float zp = 0.f - mn / scale;
+  zp = zp < 0.f ? 0.f : zp > 255.f ? 255.f : zp;
+  zp = wasm_f32x4_extract_lane(wasm_f32x4_nearest(wasm_f32x4_splat(zp)), 0);
+  const v128_t vs = wasm_f32x4_splat(scale), vlo = wasm_f32x4_splat(-zp), vhi = wasm_f32x4_splat(255.f - zp);
+  for (int r = 0; r < rows; r++) {
+    const float *xr = x + r * k;
+    int16_t *qr = q + r * kp;
+    int c = 0;
+    for (; c + 8 <= k; c += 8) {
+      v128_t a = wasm_f32x4_nearest(wasm_f32x4_div(wasm_v128_load(xr + c), vs));
+      v128_t b = wasm_f32x4_nearest(wasm_f32x4_div(wasm_v128_load(xr + c + 4), vs));
+      a = wasm_f32x4_min(wasm_f32x4_max(a, vlo), vhi);
+      b = wasm_f32x4_min(wasm_f32x4_max(b, vlo), vhi);
+      wasm_v128_store(qr + c, wasm_i16x8_narrow_i32x4(wasm_i32x4_trunc_sat_f32x4(a), wasm_i32x4_trunc_sat_f32x4(b)));
+    }
+    for (; c < k; c++) {
+      float v = wasm_f32x4_extract_lane(wasm_f32x4_nearest(wasm_f32x4_splat(xr[c] / scale)), 0);
+      qr[c] = (int16_t)(v < -zp ? -zp : v > 255.f - zp ? 255.f - zp : v);
+    }
+    for (; c < kp; c++) qr[c] = 0;
+  }
+  return scale;
+}
+
+// One 8-column tile of the output, v = sum * mul + bias, then by mode: 0 store, 1 add to what is there (the
+// residual stream), 2 store GELU(v) (erf form: v * (erf(v / sqrt 2) + 1) * 0.5, as the exported graph computes it).
+static void epilogue(v128_t acc, const float *mul, const float *bias, float *o, int mode) {
+  v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc), wasm_v128_load(mul)), wasm_v128_load(bias));
+  if (mode == 1) v = wasm_f32x4_add(wasm_v128_load(o), v);
+  else if (mode == 2) {
+    v128_t e = erf4(wasm_f32x4_div(v, wasm_f32x4_splat(1.41421353816986083984375f)));
+    v = wasm_f32x4_mul(wasm_f32x4_mul(v, wasm_f32x4_add(e, wasm_f32x4_splat(1.f))), wasm_f32x4_splat(0.5f));
+  }
+  wasm_v128_store(o, v);
+}
+
+// out[m][n] (rows `np` floats apart) from a (m rows of kp int16, vit_quantize) and the packed weights: the int32
+// sums of products, times mul[n] = a_scale * w_scale[n], plus bias[n], then `mode` (epilogue). mul: np floats.
+EXPORT(vit_linear)
+void vit_linear(const int16_t *a, int m, int kp, const int16_t *w, int np, const float *mul, const float *bias,
+                float *out, int mode) {
+  const int pairs = kp / 2;
+  for (int nb = 0; nb < np; nb += 8) {
+    const int16_t *wb = w + nb * kp;
+    const float *mu = mul + nb, *bi = bias + nb;
+    int r = 0;
+    for (; r + 4 <= m; r += 4) {
+      v128_t c00 = wasm_i32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+      const int16_t *a0 = a + r * kp, *a1 = a0 + kp, *a2 = a1 + kp, *a3 = a2 + kp, *b = wb;
+      for (int i = 0; i < pairs; i++, b += 16) {
+        const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 8);
+        const v128_t x0 = wasm_v128_load32_splat(a0 + 2 * i), x1 = wasm_v128_load32_splat(a1 + 2 * i);
+        const v128_t x2 = wasm_v128_load32_splat(a2 + 2 * i), x3 = wasm_v128_load32_splat(a3 + 2 * i);
+        c00 = wasm_i32x4_add(c00, wasm_i32x4_dot_i16x8(x0, b0)); c01 = wasm_i32x4_add(c01, wasm_i32x4_dot_i16x8(x0, b1));
+        c10 = wasm_i32x4_add(c10, wasm_i32x4_dot_i16x8(x1, b0)); c11 = wasm_i32x4_add(c11, wasm_i32x4_dot_i16x8(x1, b1));
+        c20 = wasm_i32x4_add(c20, wasm_i32x4_dot_i16x8(x2, b0)); c21 = wasm_i32x4_add(c21, wasm_i32x4_dot_i16x8(x2, b1));
+        c30 = wasm_i32x4_add(c30, wasm_i32x4_dot_i16x8(x3, b0)); c31 = wasm_i32x4_add(c31, wasm_i32x4_dot_i16x8(x3, b1));
+      }
+      float *o = out + r * np + nb;
+      epilogue(c00, mu, bi, o, mode); epilogue(c01, mu + 4, bi + 4, o + 4, mode); o += np;
+      epilogue(c10, mu, bi, o, mode); epilogue(c11, mu + 4, bi + 4, o + 4, mode); o += np;
+      epilogue(c20, mu, bi, o, mode); epilogue(c21, mu + 4, bi + 4, o + 4, mode); o += np;
+      epilogue(c30, mu, bi, o, mode); epilogue(c31, mu + 4, bi + 4, o + 4, mode);
+    }
+    for (; r < m; r++) {
+      v128_t c0 = wasm_i32x4_splat(0), c1 = c0;
+      const int16_t *a0 = a + r * kp, *b = wb;
+      for (int i = 0; i < pairs; i++, b += 16) {
+        const v128_t x0 = wasm_v128_load32_splat(a0 + 2 * i);
+        c0 = wasm_i32x4_add(c0, wasm_i32x4_dot_i16x8(x0, wasm_v128_load(b)));
+        c1 = wasm_i32x4_add(c1, wasm_i32x4_dot_i16x8(x0, wasm_v128_load(b + 8)));
+      }
+      float *o = out + r * np + nb;
+      epilogue(c0, mu, bi, o, mode); epilogue(c1, mu + 4, bi + 4, o + 4, mode);
+    }
+  }
+}
+
+// mul[n] = a_scale * w_scale[n] (w_scale: one per column, or one for all when per_channel is 0), n padded to np.
+EXPORT(vit_scales)
+void vit_scales(float a_scale, const float *w_scale, int n, int np, int per_channel, float *mul) {
+  for (int i = 0; i < np; i++) mul[i] = i < n ? a_scale * w_scale[per_channel ? i : 0] : 0.f;
+}
+
+// LayerNormalization over the last axis (d, a multiple of 4) of `rows` rows, `stride` floats apart in x (the class
+// tokens alone: stride t * d); y is packed.
+EXPORT(vit_layernorm)
+void vit_layernorm(const float *x, int rows, int d, int stride, const float *g, const float *b, float eps, float *y) {
+  for (int r = 0; r < rows; r++, x += stride, y += d) {
+    v128_t s = wasm_f32x4_splat(0.f);
+    for (int i = 0; i < d; i += 4) s = wasm_f32x4_add(s, wasm_v128_load(x + i));
+    const v128_t mean = wasm_f32x4_splat(hsum(s) / (float)d);
+    v128_t ss = wasm_f32x4_splat(0.f);
+    for (int i = 0; i < d; i += 4) {
+      v128_t c = wasm_f32x4_sub(wasm_v128_load(x + i), mean);
+      ss = wasm_f32x4_add(ss, wasm_f32x4_mul(c, c));
+    }
+    const v128_t inv = wasm_f32x4_div(wasm_f32x4_splat(1.f), wasm_f32x4_sqrt(wasm_f32x4_splat(hsum(ss) / (float)d + eps)));
+    for (int i = 0; i < d; i += 4) {
+      v128_t c = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + i), mean), inv);
+      wasm_v128_store(y + i, wasm_f32x4_add(wasm_f32x4_mul(c, wasm_v128_load(g + i)), wasm_v128_load(b + i)));
+    }
+  }
+}
+
+// Multi-head self-attention of `batch` sequences of t tokens: qkv rows hold [q | k | v], each `heads` x hd (hd a
+// multiple of 4); out rows are the heads' outputs side by side (heads * hd). q and k are each multiplied by
+// `qk_scale` (sqrt(1 / sqrt(hd)), as torch's exported scaled_dot_product_attention does), then softmax(q k^T) v.
+// tmp: 2 * t * hd + t floats.
+EXPORT(vit_attention)
+void vit_attention(const float *qkv, int batch, int t, int heads, int hd, float qk_scale, float *out, float *tmp) {
+  const int d = heads * hd, row = 3 * d;
+  float *qs = tmp, *ks = qs + t * hd, *p = ks + t * hd;
+  const v128_t sc = wasm_f32x4_splat(qk_scale);
+  for (int bt = 0; bt < batch; bt++)
+    for (int h = 0; h < heads; h++) {
+      const float *base = qkv + bt * t * row + h * hd;
+      for (int i = 0; i < t; i++)
+        for (int c = 0; c < hd; c += 4) {
+          wasm_v128_store(qs + i * hd + c, wasm_f32x4_mul(wasm_v128_load(base + i * row + c), sc));
+          wasm_v128_store(ks + i * hd + c, wasm_f32x4_mul(wasm_v128_load(base + i * row + d + c), sc));
+        }
+      for (int i = 0; i < t; i++) {
+        const float *q = qs + i * hd;
+        float mx = -3.4e38f;
+        for (int j = 0; j < t; j++) {
+          const float *k = ks + j * hd;
+          v128_t s = wasm_f32x4_splat(0.f);
+          for (int c = 0; c < hd; c += 4) s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_v128_load(q + c), wasm_v128_load(k + c)));
+          p[j] = hsum(s);
+          mx = p[j] > mx ? p[j] : mx;
+        }
+        float sum = 0.f;
+        int j = 0;
+        for (; j + 4 <= t; j += 4) {
+          v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(p + j), wasm_f32x4_splat(mx)));
+          wasm_v128_store(p + j, e);
+          sum += hsum(e);
+        }
+        for (; j < t; j++) {
+          p[j] = wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(p[j] - mx)), 0);
+          sum += p[j];
+        }
+        const float inv = 1.f / sum;
+        float *o = out + (bt * t + i) * d + h * hd;
+        for (int c = 0; c < hd; c += 4) wasm_v128_store(o + c, wasm_f32x4_splat(0.f));
+        for (int jj = 0; jj < t; jj++) {
+          const v128_t pj = wasm_f32x4_splat(p[jj] * inv);
+          const float *v = base + jj * row + 2 * d;
+          for (int c = 0; c < hd; c += 4)
+            wasm_v128_store(o + c, wasm_f32x4_add(wasm_v128_load(o + c), wasm_f32x4_mul(pj, wasm_v128_load(v + c))));
+        }
+      }
+    }
+}
