@@ -130,18 +130,19 @@ GROUP = [("surprise", 200, (40, 80)), ("sadness", 190, (370, 60)), ("anger", 180
 
 
 def measure(site: Path, photos: dict[str, Path], repeats: int, screenshot: str | None, isolated: bool = False,
-            threads: int | None = None) -> dict:
+            threads: int | None = None, kernels: str | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     blocked, out = [], {}
     with serve(site, isolated) as url, sync_playwright() as p, browser_page(p, blocked) as page:
-        page.goto(url + (f"?threads={threads}" if threads else ""), wait_until="load")
+        query = "&".join(f"{k}={v}" for k, v in (("threads", threads), ("kernels", kernels)) if v)
+        page.goto(url + (f"?{query}" if query else ""), wait_until="load")
         first = analyse(page, next(iter(photos.values())))  # handed over at the load event, models possibly still loading
         t = first["timings"]
         out["first_prediction_ms"] = t["first_result_ms"]
         out["models_ready_ms"] = t["models_ready_ms"]
         out["load"] = {k: t.get(k) for k in ("runtime_and_classifier_ms", "kernels_ms", "warmup_ms",
-                                             "own_vit_kernels")}
+                                             "own_vit_kernels", "kernels")}
         out["load_event_ms"] = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
         out["first_prediction_after_load_ms"] = out["first_prediction_ms"] - out["load_event_ms"]
         out["first_faces"] = len(first["result"]["faces"])
@@ -209,6 +210,8 @@ def parse_args(argv):
                    "ONNX Runtime Web may use threads (slower on a busy 2-core machine: measured)")
     p.add_argument("--threads", type=int, default=None, help="wasm threads instead of the page's choice "
                    "(`?threads=N`; more than one needs --isolated)")
+    p.add_argument("--kernels", choices=["simd"], default=None, help="the page's plain-SIMD kernels (kernels.wasm), "
+                   "as browsers without relaxed SIMD get them (`?kernels=simd`)")
     return p.parse_args(argv)
 
 
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
                 photos[f"{name}_{fmt}"] = Path(tmp) / f"{name}.{fmt}"
                 image.save(photos[f"{name}_{fmt}"], fmt.upper(), **options)
         result = {"site": str(site), "site_size_mb": round(site_size_mb(site), 2),
-                  **measure(site, photos, args.repeats, args.screenshot, args.isolated, args.threads),
+                  **measure(site, photos, args.repeats, args.screenshot, args.isolated, args.threads, args.kernels),
                   "python_reference": python_reference(site, photos, args.repeats)}
     result["targets"] = {"first_prediction_within_3s": result["first_prediction_ms"] <= 3000,
                          **{f"under_50ms_a_face_{fmt}": max(result[f"{n}_{fmt}"]["ms_per_face"] for n in ("one_face", "group")) < 50
@@ -243,7 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{result['models_ready_ms']:.0f} ms: runtime + model session {load['runtime_and_classifier_ms']:.0f}, "
           f"then YuNet and ViT kernels {load['kernels_ms']:.0f}, warm-up run {load['warmup_ms']:.0f}; target <= 3000), "
           f"{result['first_prediction_after_load_ms']:.0f} ms after the load event; {result['threads']} wasm thread(s); "
-          f"classifier: {'stem in onnxruntime-web, blocks and head in vit.c' if load['own_vit_kernels'] else 'onnxruntime-web'}")
+          f"classifier: {'stem in onnxruntime-web, blocks and head in vit.c' if load['own_vit_kernels'] else 'onnxruntime-web'}"
+          f"; own kernels: {load['kernels']}")
     for name in photos:
         r, ref = result[name], result["python_reference"][name]
         print(f"{name} {r['size'][0]}x{r['size'][1]}, {r['faces']} face(s): {r['total_ms']:.1f} ms a photo p50 "

@@ -11,7 +11,8 @@ The site (about 21 MB with an int8 ViT-Tiny) holds:
   existing .onnx export is copied as it is), and preprocessing.json: its labels, input size, mean, std,
   calibration temperature, and the detector and crop settings of fer_hf.faces;
 - yunet.json + yunet.bin: the YuNet face detector (MIT) as a list of layers and their weights, run by the
-  page's own WebAssembly kernels (kernels.wasm, built from static_space/pixels.c, yunet.c and vit.c);
+  page's own WebAssembly kernels (kernels-relaxed.wasm, or kernels.wasm where the browser lacks relaxed SIMD; both
+  built from static_space/pixels.c, yunet.c and vit.c);
 - for an int8 ViT (scripts/vit_program.py): stem.onnx (the graph up to the first block, for onnxruntime-web) and
   vit.json (the blocks and head, run by vit.c, their weights read from model.onnx); other models run whole in
   onnxruntime-web;
@@ -38,7 +39,8 @@ sys.path.insert(0, str(ROOT))  # run from a clone without install
 sys.path.append(str(ROOT / "scripts"))  # export_onnx; appended: scripts/evaluate.py must not shadow `evaluate`
 
 WEB = ROOT / "static_space"
-WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "vit.js", "kernels.wasm", "style.css")
+WEB_FILES = ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "vit.js", "kernels.wasm", "kernels-relaxed.wasm",
+             "style.css")
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")  # the CPU build only
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_OUTPUTS = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32)]

@@ -119,8 +119,16 @@ export class FerPipeline {
     const config = await (await fetch(`${base}/preprocessing.json`)).json();
     const t0 = performance.now();
     const bytes = async (url) => (await fetch(url)).arrayBuffer();
-    // compiled once, while the runtime loads; YuNet and the ViT each get their own instance (their own memory)
-    const kernels = bytes(`${base}/kernels.wasm`).then((b) => WebAssembly.compile(b));
+    // compiled once, while the runtime loads; YuNet and the ViT each get their own instance (their own memory).
+    // kernels-relaxed.wasm fuses multiply-adds (relaxed SIMD: Chrome 114+, Firefox 120+); a browser that cannot
+    // validate it gets kernels.wasm. `?kernels=simd` in the page's address forces the latter (tests, benchmark).
+    const plainOnly = new URLSearchParams(globalThis.location?.search).get('kernels') === 'simd';
+    const kernels = (async () => {
+      const relaxed = plainOnly ? null : await bytes(`${base}/kernels-relaxed.wasm`);
+      const use = relaxed && WebAssembly.validate(relaxed) ? relaxed : await bytes(`${base}/kernels.wasm`);
+      config.kernels = use === relaxed ? 'relaxed-simd' : 'simd';
+      return WebAssembly.compile(use);
+    })();
     const detector = Promise.all([kernels, fetch(`${base}/yunet.json`).then((r) => r.json()), bytes(`${base}/yunet.bin`)])
       .then(([wasm, program, weights]) => YuNet.load({ wasm, program, weights }));
     const vit = config.vit
@@ -140,7 +148,7 @@ export class FerPipeline {
     const blank = new Uint8ClampedArray(600 * 400 * 4).fill(128);  // RGBA, as the page's
     for (let i = 0; i < 2; i++) await pipeline.recognize(blank, 600, 400);
     pipeline.loadTimings = { runtime_and_classifier_ms: t1 - t0, kernels_ms: t2 - t1, warmup_ms: performance.now() - t2,
-                             own_vit_kernels: Boolean(pipeline.vit) };
+                             own_vit_kernels: Boolean(pipeline.vit), kernels: config.kernels };
     return pipeline;
   }
 

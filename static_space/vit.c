@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <wasm_simd128.h>
 
+#include "madd.h"
+
 #define EXPORT(name) __attribute__((export_name(#name)))
 
 // ---------------------------------------------------------------------------------------------------------
@@ -25,25 +27,23 @@ static v128_t exp4(v128_t x) {
   v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
   v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693359375f)));
   r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(-2.12194440e-4f)));
-  v128_t p = wasm_f32x4_splat(1.9875691500e-4f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.3981999507e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(8.3334519073e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(4.1665795894e-2f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(1.6666665459e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(5.0000001201e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), wasm_f32x4_splat(1.f));
+  v128_t p = MADD(wasm_f32x4_splat(1.9875691500e-4f), r, wasm_f32x4_splat(1.3981999507e-3f));
+  p = MADD(p, r, wasm_f32x4_splat(8.3334519073e-3f));
+  p = MADD(p, r, wasm_f32x4_splat(4.1665795894e-2f));
+  p = MADD(p, r, wasm_f32x4_splat(1.6666665459e-1f));
+  p = MADD(p, r, wasm_f32x4_splat(5.0000001201e-1f));
+  p = wasm_f32x4_add(MADD(wasm_f32x4_mul(p, r), r, r), wasm_f32x4_splat(1.f));
   v128_t pow2n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(p, pow2n);
 }
 
 static v128_t erf4(v128_t x) {
   v128_t ax = wasm_f32x4_abs(x);
-  v128_t t = wasm_f32x4_div(wasm_f32x4_splat(1.f), wasm_f32x4_add(wasm_f32x4_splat(1.f), wasm_f32x4_mul(wasm_f32x4_splat(0.3275911f), ax)));
-  v128_t p = wasm_f32x4_splat(1.061405429f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, t), wasm_f32x4_splat(-1.453152027f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, t), wasm_f32x4_splat(1.421413741f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, t), wasm_f32x4_splat(-0.284496736f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, t), wasm_f32x4_splat(0.254829592f));
+  v128_t t = wasm_f32x4_div(wasm_f32x4_splat(1.f), MADD(wasm_f32x4_splat(0.3275911f), ax, wasm_f32x4_splat(1.f)));
+  v128_t p = MADD(wasm_f32x4_splat(1.061405429f), t, wasm_f32x4_splat(-1.453152027f));
+  p = MADD(p, t, wasm_f32x4_splat(1.421413741f));
+  p = MADD(p, t, wasm_f32x4_splat(-0.284496736f));
+  p = MADD(p, t, wasm_f32x4_splat(0.254829592f));
   p = wasm_f32x4_mul(p, t);
   v128_t y = wasm_f32x4_sub(wasm_f32x4_splat(1.f), wasm_f32x4_mul(p, exp4(wasm_f32x4_neg(wasm_f32x4_mul(ax, ax)))));
   return wasm_v128_bitselect(wasm_f32x4_neg(y), y, wasm_f32x4_lt(x, wasm_f32x4_splat(0.f)));
@@ -123,13 +123,13 @@ float vit_quantize(const float *x, int rows, int k, int kp, int16_t *q) {
 }
 
 // One 8-column tile of the output, v = sum * mul + bias, then by mode: 0 store, 1 add to what is there (the
-// residual stream), 2 store GELU(v) (erf form: v * (erf(v / sqrt 2) + 1) * 0.5, as the exported graph computes it).
+// residual stream), 2 store GELU(v) (the erf form).
 static void epilogue(v128_t acc, const float *mul, const float *bias, float *o, int mode) {
   v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(acc), wasm_v128_load(mul)), wasm_v128_load(bias));
   if (mode == 1) v = wasm_f32x4_add(wasm_v128_load(o), v);
-  else if (mode == 2) {
-    v128_t e = erf4(wasm_f32x4_div(v, wasm_f32x4_splat(1.41421353816986083984375f)));
-    v = wasm_f32x4_mul(wasm_f32x4_mul(v, wasm_f32x4_add(e, wasm_f32x4_splat(1.f))), wasm_f32x4_splat(0.5f));
+  else if (mode == 2) {  // onnxruntime fuses the graph's GELU: 0.5 * v * (1 + erf(v * sqrt(1/2)))
+    v128_t e = erf4(wasm_f32x4_mul(v, wasm_f32x4_splat(0.70710678118654752f)));
+    v = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(0.5f), v), wasm_f32x4_add(e, wasm_f32x4_splat(1.f)));
   }
   wasm_v128_store(o, v);
 }
@@ -193,7 +193,7 @@ void vit_layernorm(const float *x, int rows, int d, int stride, const float *g, 
     v128_t ss = wasm_f32x4_splat(0.f);
     for (int i = 0; i < d; i += 4) {
       v128_t c = wasm_f32x4_sub(wasm_v128_load(x + i), mean);
-      ss = wasm_f32x4_add(ss, wasm_f32x4_mul(c, c));
+      ss = MADD(c, c, ss);
     }
     const v128_t inv = wasm_f32x4_div(wasm_f32x4_splat(1.f), wasm_f32x4_sqrt(wasm_f32x4_splat(hsum(ss) / (float)d + eps)));
     for (int i = 0; i < d; i += 4) {
@@ -206,49 +206,63 @@ void vit_layernorm(const float *x, int rows, int d, int stride, const float *g, 
 // Multi-head self-attention of `batch` sequences of t tokens: qkv rows hold [q | k | v], each `heads` x hd (hd a
 // multiple of 4); out rows are the heads' outputs side by side (heads * hd). q and k are each multiplied by
 // `qk_scale` (sqrt(1 / sqrt(hd)), as torch's exported scaled_dot_product_attention does), then softmax(q k^T) v.
-// tmp: 2 * t * hd + t floats.
+// tmp: (t + 2 * tp) * hd + tp floats, tp = t rounded up to 4.
 EXPORT(vit_attention)
 void vit_attention(const float *qkv, int batch, int t, int heads, int hd, float qk_scale, float *out, float *tmp) {
-  const int d = heads * hd, row = 3 * d;
-  float *qs = tmp, *ks = qs + t * hd, *p = ks + t * hd;
-  const v128_t sc = wasm_f32x4_splat(qk_scale);
+  const int d = heads * hd, row = 3 * d, tp = (t + 3) & ~3;
+  float *qs = tmp, *kt = qs + t * hd, *p = kt + hd * tp;  // q scaled; k scaled and transposed (hd x tp)
+  const v128_t sc = wasm_f32x4_splat(qk_scale), zero = wasm_f32x4_splat(0.f);
   for (int bt = 0; bt < batch; bt++)
     for (int h = 0; h < heads; h++) {
       const float *base = qkv + bt * t * row + h * hd;
       for (int i = 0; i < t; i++)
-        for (int c = 0; c < hd; c += 4) {
+        for (int c = 0; c < hd; c += 4)
           wasm_v128_store(qs + i * hd + c, wasm_f32x4_mul(wasm_v128_load(base + i * row + c), sc));
-          wasm_v128_store(ks + i * hd + c, wasm_f32x4_mul(wasm_v128_load(base + i * row + d + c), sc));
-        }
+      for (int c = 0; c < hd; c++) {
+        for (int j = 0; j < t; j++) kt[c * tp + j] = base[j * row + d + c] * qk_scale;
+        for (int j = t; j < tp; j++) kt[c * tp + j] = 0.f;
+      }
       for (int i = 0; i < t; i++) {
         const float *q = qs + i * hd;
-        float mx = -3.4e38f;
-        for (int j = 0; j < t; j++) {
-          const float *k = ks + j * hd;
-          v128_t s = wasm_f32x4_splat(0.f);
-          for (int c = 0; c < hd; c += 4) s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_v128_load(q + c), wasm_v128_load(k + c)));
-          p[j] = hsum(s);
-          mx = p[j] > mx ? p[j] : mx;
+        for (int j = 0; j < tp; j += 4) {  // the scores of token i against four tokens at a time
+          v128_t s = zero;
+          for (int c = 0; c < hd; c++) s = MADD(wasm_v128_load32_splat(q + c), wasm_v128_load(kt + c * tp + j), s);
+          wasm_v128_store(p + j, s);
         }
-        float sum = 0.f;
+        float mx = p[0], sum = 0.f;
+        for (int j = 1; j < t; j++) mx = p[j] > mx ? p[j] : mx;
+        const v128_t vmx = wasm_f32x4_splat(mx);
         int j = 0;
         for (; j + 4 <= t; j += 4) {
-          v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(p + j), wasm_f32x4_splat(mx)));
+          v128_t e = exp4(wasm_f32x4_sub(wasm_v128_load(p + j), vmx));
           wasm_v128_store(p + j, e);
           sum += hsum(e);
         }
-        for (; j < t; j++) {
-          p[j] = wasm_f32x4_extract_lane(exp4(wasm_f32x4_splat(p[j] - mx)), 0);
-          sum += p[j];
+        if (j < t) {  // the last 1-3 tokens (the padded lanes are not summed)
+          float e[4];
+          wasm_v128_store(e, exp4(wasm_f32x4_sub(wasm_v128_load(p + j), vmx)));
+          for (int l = 0; j < t; j++, l++) sum += (p[j] = e[l]);
         }
         const float inv = 1.f / sum;
         float *o = out + (bt * t + i) * d + h * hd;
-        for (int c = 0; c < hd; c += 4) wasm_v128_store(o + c, wasm_f32x4_splat(0.f));
-        for (int jj = 0; jj < t; jj++) {
-          const v128_t pj = wasm_f32x4_splat(p[jj] * inv);
-          const float *v = base + jj * row + 2 * d;
-          for (int c = 0; c < hd; c += 4)
-            wasm_v128_store(o + c, wasm_f32x4_add(wasm_v128_load(o + c), wasm_f32x4_mul(pj, wasm_v128_load(v + c))));
+        for (int c0 = 0; c0 < hd; c0 += 16) {  // sum_j p_j v_j, 16 values at a time in registers
+          v128_t a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+          const float *v = base + 2 * d + c0;
+          if (c0 + 16 <= hd) {
+            for (int jj = 0; jj < t; jj++, v += row) {
+              const v128_t pj = wasm_f32x4_splat(p[jj] * inv);
+              a0 = MADD(pj, wasm_v128_load(v), a0); a1 = MADD(pj, wasm_v128_load(v + 4), a1);
+              a2 = MADD(pj, wasm_v128_load(v + 8), a2); a3 = MADD(pj, wasm_v128_load(v + 12), a3);
+            }
+            wasm_v128_store(o + c0, a0); wasm_v128_store(o + c0 + 4, a1);
+            wasm_v128_store(o + c0 + 8, a2); wasm_v128_store(o + c0 + 12, a3);
+          } else {
+            for (int c = c0; c < hd; c += 4) {
+              v128_t acc = zero;
+              for (int jj = 0; jj < t; jj++) acc = MADD(wasm_f32x4_splat(p[jj] * inv), wasm_v128_load(base + jj * row + 2 * d + c), acc);
+              wasm_v128_store(o + c, acc);
+            }
+          }
         }
       }
     }

@@ -63,7 +63,7 @@ export class ViT {
     const f = (n) => this.alloc(4 * n);
     this.buffers = { key, x: f(m * d), y: f(m * d), qkv: f(m * 3 * d), att: f(m * d), mlp: f(m * h),
                      a: this.alloc(2 * m * Math.max(h, d) + 16), mul: f(Math.max(h, 3 * d, this.head.np)),
-                     tmp: f(2 * t * hd + t), cls: f(batch * d), logits: f(batch * this.head.np) };
+                     tmp: f((t + 2 * ((t + 3) & ~3)) * hd + ((t + 3) & ~3)), cls: f(batch * d), logits: f(batch * this.head.np) };
     return this.buffers;
   }
 

@@ -10,6 +10,8 @@
 
 #include <wasm_simd128.h>
 
+#include "madd.h"
+
 #define EXPORT(name) __attribute__((export_name(#name)))
 
 // out[co][p] = b[co] + sum_ci w[co][ci] * in[ci][p] for p < n: a 1x1 convolution (strides n), or one output row
@@ -31,10 +33,10 @@ static void gemm(const float *in, int cin, int n, int in_stride, const float *w,
         v128_t u = wasm_v128_load(x), v = wasm_v128_load(x + 4);
         v128_t k0 = wasm_v128_load32_splat(w0 + ci), k1 = wasm_v128_load32_splat(w1 + ci);
         v128_t k2 = wasm_v128_load32_splat(w2 + ci), k3 = wasm_v128_load32_splat(w3 + ci);
-        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(k0, u)); c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(k0, v));
-        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(k1, u)); c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(k1, v));
-        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(k2, u)); c2 = wasm_f32x4_add(c2, wasm_f32x4_mul(k2, v));
-        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(k3, u)); c3 = wasm_f32x4_add(c3, wasm_f32x4_mul(k3, v));
+        a0 = MADD(k0, u, a0); c0 = MADD(k0, v, c0);
+        a1 = MADD(k1, u, a1); c1 = MADD(k1, v, c1);
+        a2 = MADD(k2, u, a2); c2 = MADD(k2, v, c2);
+        a3 = MADD(k3, u, a3); c3 = MADD(k3, v, c3);
       }
       if (relu) {
         a0 = wasm_f32x4_max(a0, zero); c0 = wasm_f32x4_max(c0, zero); a1 = wasm_f32x4_max(a1, zero); c1 = wasm_f32x4_max(c1, zero);
@@ -87,17 +89,17 @@ void dw3x3(const float *in, int c, int h, int w, const float *k, const float *b,
       int x = 1;
       for (; x + 4 <= w - 1; x += 4) {
         v128_t s = wasm_f32x4_add(bias, wasm_f32x4_mul(k3, wasm_v128_load(r1 + x - 1)));
-        s = wasm_f32x4_add(s, wasm_f32x4_mul(k4, wasm_v128_load(r1 + x)));
-        s = wasm_f32x4_add(s, wasm_f32x4_mul(k5, wasm_v128_load(r1 + x + 1)));
+        s = MADD(k4, wasm_v128_load(r1 + x), s);
+        s = MADD(k5, wasm_v128_load(r1 + x + 1), s);
         if (r0) {
-          s = wasm_f32x4_add(s, wasm_f32x4_mul(k0, wasm_v128_load(r0 + x - 1)));
-          s = wasm_f32x4_add(s, wasm_f32x4_mul(k1, wasm_v128_load(r0 + x)));
-          s = wasm_f32x4_add(s, wasm_f32x4_mul(k2, wasm_v128_load(r0 + x + 1)));
+          s = MADD(k0, wasm_v128_load(r0 + x - 1), s);
+          s = MADD(k1, wasm_v128_load(r0 + x), s);
+          s = MADD(k2, wasm_v128_load(r0 + x + 1), s);
         }
         if (r2) {
-          s = wasm_f32x4_add(s, wasm_f32x4_mul(k6, wasm_v128_load(r2 + x - 1)));
-          s = wasm_f32x4_add(s, wasm_f32x4_mul(k7, wasm_v128_load(r2 + x)));
-          s = wasm_f32x4_add(s, wasm_f32x4_mul(k8, wasm_v128_load(r2 + x + 1)));
+          s = MADD(k6, wasm_v128_load(r2 + x - 1), s);
+          s = MADD(k7, wasm_v128_load(r2 + x), s);
+          s = MADD(k8, wasm_v128_load(r2 + x + 1), s);
         }
         wasm_v128_store(o + x, relu ? wasm_f32x4_max(s, wasm_f32x4_splat(0.f)) : s);
       }
