@@ -13,9 +13,9 @@ The site (about 21 MB with an int8 ViT-Tiny) holds:
 - yunet.json + yunet.bin: the YuNet face detector (MIT) as a list of layers and their weights, run by the
   page's own WebAssembly kernels (kernels-relaxed.wasm, or kernels.wasm where the browser lacks relaxed SIMD; both
   built from static_space/pixels.c, yunet.c and vit.c);
-- for an int8 ViT (scripts/vit_program.py): stem.onnx (the graph up to the first block, for onnxruntime-web) and
-  vit.json (the blocks and head, run by vit.c, their weights read from model.onnx); other models run whole in
-  onnxruntime-web;
+- for an int8 ViT (scripts/vit_program.py): vit.json (the blocks and head, run by vit.c, their weights read from
+  model.onnx) and stem.bin (the stem's steps' weights; or stem.onnx, the graph up to the first block, for
+  onnxruntime-web where the stem is another); other models run whole in onnxruntime-web;
 - ort/: ONNX Runtime Web's CPU (wasm) build, from the npm package pinned in static_space/package-lock.json,
   installed with `npm ci` into a cache folder once (no CDN at run time, nothing else copied);
 - README.md: the Spaces header (`sdk: static`) and a model card (training data, measured accuracy).
@@ -282,17 +282,23 @@ def build(args, site: Path, work: Path) -> tuple[str, dict]:
     precision = "int8" if is_quantized(site / "model.onnx") else "fp32"
     from vit_program import write_vit_program
 
-    not_vit = write_vit_program(site / "model.onnx", site)
+    not_vit = write_vit_program(site / "model.onnx", site, meta["image_size"])
+    own_stem = not not_vit and (site / "stem.bin").is_file()
     print(f"classifier in the page: onnxruntime-web for all of it ({not_vit})" if not_vit else
+          "classifier in the page: the page's own kernels for all of it (vit.json, stem.bin)" if own_stem else
           "classifier in the page: onnxruntime-web for the stem (stem.onnx), the page's own kernels for the blocks")
-    preloads = "".join(f'  <link rel="preload" href="{name}" as="fetch" crossorigin>\n'
-                       for name in ([] if not_vit else ["stem.onnx", "vit.json"]))
-    index = site / "index.html"  # the model files this build has, fetched while the scripts load
+    # the files this build's page runs, fetched while the scripts load: onnxruntime-web's only where it runs
+    ort_runs = bool(not_vit) or not own_stem
+    files = (["ort/ort-wasm-simd-threaded.wasm"] if ort_runs else []) + ["model.onnx"] + \
+        ([] if not_vit else ["vit.json", "stem.bin" if own_stem else "stem.onnx"])
+    preloads = ('  <link rel="modulepreload" href="ort/ort-wasm-simd-threaded.mjs">\n' if ort_runs else "") + "".join(
+        f'  <link rel="preload" href="{name}" as="fetch" crossorigin>\n' for name in files)
+    index = site / "index.html"
     index.write_text(index.read_text().replace("  <!-- model preloads -->\n", preloads))
     config = {"labels": meta["labels"], "image_size": meta["image_size"], "mean": meta["mean"], "std": meta["std"],
               "calibration_temperature": meta.get("calibration_temperature"), "architecture": meta.get("architecture"),
               "model_file": "model.onnx", "precision": precision,
-              "vit": None if not_vit else "vit.json", "stem_file": None if not_vit else "stem.onnx",
+              "vit": None if not_vit else "vit.json",
               **detection_settings(yunet), "max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS}
     (site / "preprocessing.json").write_text(json.dumps(config, indent=2) + "\n")
     from fer_hf.space_card import write_readme

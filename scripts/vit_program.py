@@ -1,13 +1,14 @@
 """The int8 ViT's blocks for the static Space's own WebAssembly kernels (static_space/vit.c, run by vit.js).
 
-`write_vit_program(onnx_path, site)` reads the graph scripts/export_onnx.py writes for a timm ViT (dynamic int8
+`write_vit_program(onnx_path, site, image_size)` reads the graph scripts/export_onnx.py writes for a timm ViT (dynamic int8
 quantisation) and, when every block is the plain pre-norm block (layer norm, qkv, softmax attention, projection,
 layer norm, fc1, exact GELU, fc2, residual adds; no layer scale or q/k norm) and the head reads the normed class
 token, writes:
 - vit.json: the block count, width, heads, attention scale, and where each weight (int8), weight scale, bias and
   norm parameter lies in model.onnx (byte offsets of the tensors' raw data), so that nothing is shipped twice;
-- stem.onnx: the graph up to the first block's input (patch embedding, class token, position embedding), which
-  onnxruntime-web keeps running.
+- the stem (patch embedding, class token, position embedding): as steps for the same kernels and their weights in
+  stem.bin (scripts/vit_stem.py), or, for a stem those do not cover, stem.onnx (the graph up to the first block)
+  for onnxruntime-web.
 Any other graph (a CNN, the fp32 export, another ViT variant) returns the reason, and the page runs the whole
 model.onnx in onnxruntime-web as before.
 """
@@ -156,23 +157,30 @@ def _program(onnx_path: Path) -> tuple[dict, str, str]:
         raise NotAViT("the head's output is not the graph's output")
     head_dim = dim // heads
     qk_scale = float(np.sqrt(np.float32(1.0) / np.sqrt(np.float32(head_dim), dtype=np.float32), dtype=np.float32))
-    program = {"source": onnx_path.name, "stem": "stem.onnx", "tokens": tokens, "dim": dim, "heads": heads,
+    program = {"source": onnx_path.name, "tokens": tokens, "dim": dim, "heads": heads,
                "qk_scale": qk_scale, "classes": head["weight"]["shape"][1], "blocks": program_blocks,
                "norm": norm(final), "head": head}
     return program, graph.input[0].name, tokens
 
 
-def write_vit_program(onnx_path: Path, site: Path) -> str | None:
-    """Write vit.json and stem.onnx into `site` for the page's own kernels; None, or why the whole model stays
-    in onnxruntime-web."""
+def write_vit_program(onnx_path: Path, site: Path, image_size: int) -> str | None:
+    """Write vit.json into `site` for the page's own kernels, with the stem as stem.bin (vit_stem.py) or, for a
+    stem they do not run, as stem.onnx for onnxruntime-web; None, or why the whole model stays in onnxruntime-web."""
     import onnx
     from onnx.utils import Extractor
+
+    from vit_stem import NotOwnStem, stem_program
 
     try:
         program, inp, tokens = _program(Path(onnx_path))
     except (NotAViT, KeyError, StopIteration, IndexError) as err:
         return f"{type(err).__name__}: {err}" if not isinstance(err, NotAViT) else str(err)
-    stem = Extractor(onnx.load(str(onnx_path))).extract_model([inp], [tokens])
-    onnx.save(stem, str(site / "stem.onnx"))
+    try:
+        program["stem"], blob = stem_program(Path(onnx_path), tokens, image_size)
+        (site / "stem.bin").write_bytes(blob)
+    except (NotOwnStem, KeyError, StopIteration, IndexError) as err:
+        program["stem"] = {"onnx": "stem.onnx", "why": str(err)}
+        stem = Extractor(onnx.load(str(onnx_path))).extract_model([inp], [tokens])
+        onnx.save(stem, str(site / "stem.onnx"))
     (site / "vit.json").write_text(json.dumps(program) + "\n")
     return None

@@ -9,8 +9,8 @@
 //   4. the FER-style square crop with a margin, clipped to the image             (faces.crop_box)
 //   5. Pillow's BICUBIC resize (antialiased, fixed-point, two passes)             (FerTransform, train=False)
 //   6. (x - mean*255) / (std*255), all faces in one batch, temperature, softmax   (FerCollator, predict_crops)
-// Step 5 is in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in. For an
-// int8 ViT, onnxruntime-web runs only the stem (stem.onnx) and the page's own kernels the blocks and head (vit.js).
+// Step 5 is in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in; an int8
+// ViT runs on the page's own kernels instead (vit.js), onnxruntime-web at most for its stem (stem.onnx).
 
 import { cropRGB, pyRound, resizeBicubic } from './pixels.js';
 import { ViT } from './vit.js';
@@ -108,11 +108,11 @@ function channels(image, w, h) {
 
 export class FerPipeline {
   // config: preprocessing.json as written by scripts/build_static_space.py
-  // classifier: an onnxruntime-web session of the whole model, or of its stem when vit (vit.js) runs the rest
+  // classifier: an onnxruntime-web session of the whole model, or of its stem.onnx when vit (vit.js) runs the
+  // rest, or null when vit runs it all
   constructor(ort, config, detector, classifier, vit = null) {
     Object.assign(this, { ort, config, detector, classifier, vit });
     this.labels = config.labels;
-    this.inputName = classifier.inputNames[0];
   }
 
   static async create(ort, base = '.') {
@@ -131,14 +131,18 @@ export class FerPipeline {
     })();
     const detector = Promise.all([kernels, fetch(`${base}/yunet.json`).then((r) => r.json()), bytes(`${base}/yunet.bin`)])
       .then(([wasm, program, weights]) => YuNet.load({ wasm, program, weights }));
-    const vit = config.vit
-      ? Promise.all([kernels, fetch(`${base}/${config.vit}`).then((r) => r.json()), bytes(`${base}/${config.model_file}`)])
-        .then(([wasm, program, model]) => ViT.load(wasm, program, model)) : null;
+    // the int8 ViT on the page's own kernels (vit.json; its stem's weights in stem.bin, or stem.onnx for
+    // onnxruntime-web), else the whole model in onnxruntime-web
+    const program = config.vit ? fetch(`${base}/${config.vit}`).then((r) => r.json()) : null;
+    const vit = program && Promise.all([kernels, program, bytes(`${base}/${config.model_file}`),
+                                        program.then((p) => (p.stem.file ? bytes(`${base}/${p.stem.file}`) : null))])
+      .then(([wasm, prog, model, stem]) => ViT.load(wasm, prog, model, stem));
+    const stem = (await program)?.stem;
+    const file = !config.vit ? config.model_file : stem.steps ? null : stem.onnx;
     // 'extended' fuses each int8 MatMul with its input quantisation (DynamicQuantizeMatMul): -2 ms a face for
     // +0.1 s of session creation on the int8 ViT; 'all' adds only CPU-layout rewrites. Same logits (parity test).
-    const file = config.vit ? config.stem_file : config.model_file;
-    const classifier = await ort.InferenceSession.create(`${base}/${file}`,  // + the runtime itself
-                                                         { executionProviders: ['wasm'], graphOptimizationLevel: 'extended' });
+    const classifier = file && await ort.InferenceSession.create(`${base}/${file}`,  // + the runtime itself
+                                                                 { executionProviders: ['wasm'], graphOptimizationLevel: 'extended' });
     const t1 = performance.now();
     const pipeline = new FerPipeline(ort, config, await detector, classifier, await vit);
     const t2 = performance.now();
@@ -148,7 +152,8 @@ export class FerPipeline {
     const blank = new Uint8ClampedArray(600 * 400 * 4).fill(128);  // RGBA, as the page's
     for (let i = 0; i < 2; i++) await pipeline.recognize(blank, 600, 400);
     pipeline.loadTimings = { runtime_and_classifier_ms: t1 - t0, kernels_ms: t2 - t1, warmup_ms: performance.now() - t2,
-                             own_vit_kernels: Boolean(pipeline.vit), kernels: config.kernels };
+                             vit_kernels: pipeline.vit ? (classifier ? 'blocks' : 'all') : 'none',
+                             kernels: config.kernels };
     return pipeline;
   }
 
@@ -184,9 +189,13 @@ export class FerPipeline {
         for (let c = 0; c < 3; c++) x[(n * 3 + c) * plane + i] = f(pixels[i * 3 + c] - m[c]) / s[c];
       }
     });
-    const out = await this.classifier.run({ [this.inputName]: new this.ort.Tensor('float32', x, [crops.length, 3, size, size]) });
-    const first = out[this.classifier.outputNames[0]].data;  // the logits, or the stem's tokens
-    const logits = this.vit ? this.vit.run(first, crops.length) : first, k = this.labels.length;
+    let logits;
+    if (this.classifier) {
+      const feed = { [this.classifier.inputNames[0]]: new this.ort.Tensor('float32', x, [crops.length, 3, size, size]) };
+      const first = (await this.classifier.run(feed))[this.classifier.outputNames[0]].data;  // logits, or stem tokens
+      logits = this.vit ? this.vit.run(first, crops.length) : first;
+    } else logits = this.vit.classify(x, crops.length);
+    const k = this.labels.length;
     return crops.map((_, n) => softmax(logits.subarray(n * k, (n + 1) * k), this.config.calibration_temperature));
   }
 

@@ -267,3 +267,105 @@ void vit_attention(const float *qkv, int batch, int t, int heads, int hd, float 
       }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The stem: the patch embedding (a convolution as im2col rows and the product above), and for the hybrid R+ViT a
+// ResNet stem before it (convolution, group norm + ReLU, max pooling); then the class token and position embedding.
+
+// Weights already as int16 (w - zero point), [k][n]: packed as vit_pack does (the stem's convolutions, from stem.bin).
+EXPORT(vit_pack16)
+int vit_pack16(const int16_t *w, int k, int n, int16_t *out) {
+  const int kp = (k + 1) / 2, np = (n + 7) & ~7;
+  int16_t *o = out;
+  for (int nb = 0; nb < np; nb += 8)
+    for (int i = 0; i < kp; i++)
+      for (int c = 0; c < 8; c++)
+        for (int r = 0; r < 2; r++) {
+          const int row = 2 * i + r, col = nb + c;
+          *o++ = row < k && col < n ? w[row * n + col] : 0;
+        }
+  return (int)(o - out);
+}
+
+// im2col of a quantised image (int16, q - zero point; NCHW when nhwc is 0, else NHWC) for a k x k convolution with
+// stride s and zero padding (pad_top, pad_left; the rest implied by oh, ow): one row of kp values per output pixel
+// (b, oy, ox), in the weights' (channel, ky, kx) order; padding and the row's tail are 0 (= the zero point).
+EXPORT(vit_im2col)
+void vit_im2col(const int16_t *q, int batch, int c, int h, int w, int nhwc, int k, int s, int pad_top, int pad_left,
+                int oh, int ow, int16_t *a, int kp) {
+  for (int b = 0; b < batch; b++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        int16_t *row = a + ((b * oh + oy) * ow + ox) * kp;
+        int i = 0;
+        for (int ch = 0; ch < c; ch++)
+          for (int ky = 0; ky < k; ky++) {
+            const int y = oy * s - pad_top + ky;
+            for (int kx = 0; kx < k; kx++, i++) {
+              const int x = ox * s - pad_left + kx;
+              row[i] = y < 0 || y >= h || x < 0 || x >= w ? 0
+                       : nhwc ? q[((b * h + y) * w + x) * c + ch] : q[((b * c + ch) * h + y) * w + x];
+            }
+          }
+        for (; i < kp; i++) row[i] = 0;
+      }
+}
+
+// GroupNorm + ReLU in place on NHWC maps (batch x n pixels x c channels, c / groups channels a group), as the graph
+// computes it: InstanceNormalization over each group (mean, biased variance, eps), then * gamma[c] + beta[c].
+EXPORT(vit_groupnorm_relu)
+void vit_groupnorm_relu(float *x, int batch, int n, int c, int groups, float eps, const float *gamma, const float *beta) {
+  const int per = c / groups;
+  for (int b = 0; b < batch; b++)
+    for (int g = 0; g < groups; g++) {
+      float *base = x + b * n * c + g * per;
+      float sum = 0.f, ss = 0.f;
+      for (int p = 0; p < n; p++)
+        for (int j = 0; j < per; j++) sum += base[p * c + j];
+      const float mean = sum / (float)(n * per);
+      for (int p = 0; p < n; p++)
+        for (int j = 0; j < per; j++) {
+          const float d = base[p * c + j] - mean;
+          ss += d * d;
+        }
+      const float inv = 1.f / wasm_f32x4_extract_lane(wasm_f32x4_sqrt(wasm_f32x4_splat(ss / (float)(n * per) + eps)), 0);
+      for (int p = 0; p < n; p++)
+        for (int j = 0; j < per; j++) {
+          float v = (base[p * c + j] - mean) * inv * gamma[g * per + j] + beta[g * per + j];
+          base[p * c + j] = v > 0.f ? v : 0.f;
+        }
+    }
+}
+
+// k x k max pooling, stride s, on NHWC maps, the padding (pad_top, pad_left, and what oh, ow imply) as -infinity.
+EXPORT(vit_maxpool)
+void vit_maxpool(const float *x, int batch, int h, int w, int c, int k, int s, int pad_top, int pad_left, int oh, int ow,
+                 float *out) {
+  for (int b = 0; b < batch; b++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        float *o = out + ((b * oh + oy) * ow + ox) * c;
+        for (int ch = 0; ch < c; ch++) o[ch] = -3.402823466e38f;
+        for (int ky = 0; ky < k; ky++) {
+          const int y = oy * s - pad_top + ky;
+          if (y < 0 || y >= h) continue;
+          for (int kx = 0; kx < k; kx++) {
+            const int xx = ox * s - pad_left + kx;
+            if (xx < 0 || xx >= w) continue;
+            const float *v = x + ((b * h + y) * w + xx) * c;
+            for (int ch = 0; ch < c; ch++) o[ch] = v[ch] > o[ch] ? v[ch] : o[ch];
+          }
+        }
+      }
+}
+
+// The blocks' input: per face, [class token; patch rows] + position embedding (n patches of d values, pos: n + 1 rows).
+EXPORT(vit_tokens)
+void vit_tokens(const float *patches, const float *cls, const float *pos, int batch, int n, int d, float *x) {
+  for (int b = 0; b < batch; b++) {
+    float *xb = x + b * (n + 1) * d;
+    for (int i = 0; i < d; i++) xb[i] = cls[i] + pos[i];
+    for (int r = 0; r < n; r++)
+      for (int i = 0; i < d; i++) xb[(r + 1) * d + i] = patches[(b * n + r) * d + i] + pos[(r + 1) * d + i];
+  }
+}

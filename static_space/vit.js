@@ -1,29 +1,32 @@
-// The int8 ViT's transformer blocks, final norm and head in WebAssembly (vit.c in kernels.wasm), from vit.json:
-// the blocks' layout as scripts/build_static_space.py read it from the ONNX graph, and where each weight lies in
-// model.onnx (byte offsets), so the weights are not shipped twice. onnxruntime-web runs the stem (stem.onnx: the
-// patch embedding, class token and position embedding); fer.js hands its tokens to run().
+// The int8 ViT in WebAssembly (vit.c in kernels.wasm), from vit.json: the blocks' layout as
+// scripts/build_static_space.py read it from the ONNX graph, and where each weight lies in model.onnx (byte
+// offsets), so the weights are not shipped twice; the stem (patch embedding, and the hybrid R+ViT's ResNet stem)
+// as steps with their weights in stem.bin: classify() takes the faces' pixels to logits. For a stem the kernels
+// do not cover, onnxruntime-web runs stem.onnx and fer.js hands its tokens to run().
 
 const SIZES = { int8: 1, float32: 4 };
 
 export class ViT {
-  // module: kernels.wasm compiled (WebAssembly.Module); program: vit.json; model: model.onnx's bytes
-  static async load(module, program, model) {
+  // module: kernels.wasm compiled (WebAssembly.Module); program: vit.json; model: model.onnx's bytes; stem:
+  // stem.bin's bytes (null when the program's stem is stem.onnx)
+  static async load(module, program, model, stem = null) {
     const instance = await WebAssembly.instantiate(module);
-    return new ViT(instance.exports, program, new Uint8Array(model));
+    return new ViT(instance.exports, program, new Uint8Array(model), stem && new Uint8Array(stem));
   }
 
-  constructor(k, program, model) {
+  constructor(k, program, model, stem) {
     Object.assign(this, { k, program });
     this.end = (k.__heap_base.value + 15) & ~15;
     const { dim } = program;
-    const tensor = (ref) => {
-      const bytes = SIZES[ref.dtype] * ref.shape.reduce((a, b) => a * b, 1);
-      if (ref.at < 0 || ref.at + bytes > model.length) throw new Error(`vit.json: a weight lies outside model.onnx (${ref.at})`);
-      return model.subarray(ref.at, ref.at + bytes);
+    const tensor = (ref) => {  // the bytes of a weight: in model.onnx (at) or stem.bin (bin)
+      const bytes = { int16: 2, ...SIZES }[ref.dtype] * ref.shape.reduce((a, b) => a * b, 1);
+      const [file, at, name] = ref.bin === undefined ? [model, ref.at, 'model.onnx'] : [stem, ref.bin, 'stem.bin'];
+      if (!file || at < 0 || at + bytes > file.length) throw new Error(`vit.json: a weight lies outside ${name} (${at})`);
+      return file.subarray(at, at + bytes);
     };
     const put = (bytes, size = bytes.length) => {  // copies bytes to fresh memory (zero-padded to size); its address
       const at = this.alloc(size);
-      new Uint8Array(k.memory.buffer, at, bytes.length).set(bytes);
+      new Uint8Array(k.memory.buffer, at, size).fill(0).set(bytes);
       return at;
     };
     const norm = (n) => ({ weight: put(tensor(n.weight)), bias: put(tensor(n.bias)), epsilon: n.epsilon });
@@ -36,6 +39,19 @@ export class ViT {
       return { w: packed, k: kIn, kp, n, np, scale: put(scale), perChannel: scale.length > 4 ? 1 : 0,
                bias: put(tensor(l.bias), 4 * np) };
     };
+    const stemSteps = program.stem.steps ?? null;  // else stem.onnx, in onnxruntime-web
+    this.stem = stemSteps && stemSteps.map((st) => {
+      if (st.op !== 'conv') return { ...st, gamma: st.gamma && put(tensor(st.gamma)), beta: st.beta && put(tensor(st.beta)) };
+      const [kIn, n] = st.weight.shape, np = (n + 7) & ~7, kp = (kIn + 1) & ~1, packed = this.alloc(2 * kp * np);
+      const raw = put(tensor(st.weight));
+      k.vit_pack16(raw, kIn, n, packed);
+      return { ...st, w: packed, kp, n, np, scale: put(tensor(st.scale)), perChannel: st.scale.shape[0] > 1 ? 1 : 0,
+               bias: put(tensor(st.bias), 4 * np) };
+    });
+    if (this.stem) {
+      this.cls = put(tensor(program.stem.cls));
+      this.pos = put(tensor(program.stem.pos));
+    }
     this.blocks = program.blocks.map((b) => ({ norm1: norm(b.norm1), qkv: linear(b.qkv), proj: linear(b.proj),
                                                 norm2: norm(b.norm2), fc1: linear(b.fc1), fc2: linear(b.fc2) }));
     this.norm = norm(program.norm);
@@ -61,8 +77,16 @@ export class ViT {
     this.end = this.weightsEnd;
     const m = batch * t, d = this.program.dim, h = this.hidden, hd = d / this.program.heads;
     const f = (n) => this.alloc(4 * n);
+    // the stem's largest map (floats), its largest im2col matrix (int16), its largest quantised input (int16)
+    const maps = [3 * (this.program.stem.image_size ?? 0) ** 2], ints = [m * Math.max(h, d)];
+    for (const st of this.stem ?? []) {
+      if (st.op === 'conv') ints.push(((batch * st.cin * st.in[0] * st.in[1] + 7) & ~7) + batch * st.out[0] * st.out[1] * st.kp);
+      maps.push(st.out ? st.out[0] * st.out[1] * (st.np ?? st.c) : 0);
+    }
+    const map = batch * Math.max(...maps);
     this.buffers = { key, x: f(m * d), y: f(m * d), qkv: f(m * 3 * d), att: f(m * d), mlp: f(m * h),
-                     a: this.alloc(2 * m * Math.max(h, d) + 16), mul: f(Math.max(h, 3 * d, this.head.np)),
+                     a: this.alloc(2 * Math.max(...ints) + 16),
+                     mapA: f(map), mapB: f(map), mul: f(Math.max(h, 3 * d, this.head.np, 256)),
                      tmp: f((t + 2 * ((t + 3) & ~3)) * hd + ((t + 3) & ~3)), cls: f(batch * d), logits: f(batch * this.head.np) };
     return this.buffers;
   }
@@ -75,12 +99,45 @@ export class ViT {
     k.vit_linear(buf.a, rows, l.kp, l.w, l.np, buf.mul, l.bias, y, mode);
   }
 
-  // tokens: the stem's output, batch x t x dim floats. Returns the logits, batch x classes.
+  // pixels: the faces, batch x 3 x size x size floats (normalised, as the model's input). Returns the logits.
+  classify(pixels, batch) {
+    const k = this.k, { stem } = this.program, t = stem.patches + 1, b = this.buffersFor(batch, t);
+    new Float32Array(k.memory.buffer, b.mapA, pixels.length).set(pixels);
+    let src = b.mapA, dst = b.mapB, [c, h, w] = [3, stem.image_size, stem.image_size], nhwc = 0;
+    for (const st of this.stem) {
+      if (st.op === 'conv') {  // quantise the whole input, im2col, the product; out: NHWC rows of np channels
+        const scale = k.vit_quantize(src, 1, batch * c * h * w, batch * c * h * w, b.a);
+        const cols = b.a + 2 * ((batch * c * h * w + 7) & ~7), rows = batch * st.out[0] * st.out[1];
+        k.vit_im2col(b.a, batch, c, h, w, nhwc, st.k, st.s, st.pad[0], st.pad[1], st.out[0], st.out[1], cols, st.kp);
+        k.vit_scales(scale, st.scale, st.n, st.np, st.perChannel, b.mul);
+        k.vit_linear(cols, rows, st.kp, st.w, st.np, b.mul, st.bias, dst, 0);
+        [c, h, w, nhwc] = [st.np, st.out[0], st.out[1], 1];
+      } else if (st.op === 'groupnorm_relu') {
+        k.vit_groupnorm_relu(src, batch, h * w, c, st.groups, st.eps, st.gamma, st.beta);
+        continue;  // in place
+      } else {
+        k.vit_maxpool(src, batch, h, w, c, st.k, st.s, st.pad[0], st.pad[1], st.out[0], st.out[1], dst);
+        [h, w] = st.out;
+      }
+      [src, dst] = [dst, src];
+    }
+    if (c !== this.program.dim) throw new Error(`vit.json: the stem ends with ${c} channels, not ${this.program.dim}`);
+    k.vit_tokens(src, this.cls, this.pos, batch, stem.patches, c, b.x);
+    return this.blocksAndHead(batch, t);
+  }
+
+  // tokens: the stem's output (stem.onnx in onnxruntime-web), batch x t x dim floats. Returns the logits.
   run(tokens, batch) {
-    const { dim: d, heads, qk_scale: qkScale, classes } = this.program, t = tokens.length / (batch * d), k = this.k;
+    const d = this.program.dim, t = tokens.length / (batch * d), k = this.k;
     if (!Number.isInteger(t)) throw new Error(`expected ${batch} x T x ${d} tokens, got ${tokens.length} values`);
-    const b = this.buffersFor(batch, t), m = batch * t;
-    new Float32Array(k.memory.buffer, b.x, m * d).set(tokens);
+    const at = this.buffersFor(batch, t).x;  // first: it may grow the memory, detaching the old buffer
+    new Float32Array(k.memory.buffer, at, batch * t * d).set(tokens);
+    return this.blocksAndHead(batch, t);
+  }
+
+  // the blocks on the tokens in buffers.x, the final norm and the head
+  blocksAndHead(batch, t) {
+    const { dim: d, heads, qk_scale: qkScale, classes } = this.program, k = this.k, b = this.buffers, m = batch * t;
     for (const blk of this.blocks) {
       k.vit_layernorm(b.x, m, d, d, blk.norm1.weight, blk.norm1.bias, blk.norm1.epsilon, b.y);
       this.linear(b.y, m, blk.qkv, b.qkv, 0);

@@ -98,7 +98,7 @@ def test_site_files_card_and_size(site):
     out = root / "site"
     for name in ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "vit.js", "kernels.wasm",
                  "kernels-relaxed.wasm", "style.css",
-                 "model.onnx", "yunet.json", "yunet.bin", "preprocessing.json", "vit.json", "stem.onnx",
+                 "model.onnx", "yunet.json", "yunet.bin", "preprocessing.json", "vit.json", "stem.bin",
                  "README.md", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"):
         assert (out / name).is_file(), name
     assert result["precision"] == "int8" and result["under_size_limit"] and result["size_mb"] < 25
@@ -107,8 +107,9 @@ def test_site_files_card_and_size(site):
     assert not any(p.suffix == ".map" or "jsep" in p.name or "webgpu" in p.name for p in out.rglob("*"))  # CPU build only
     config = json.loads((out / "preprocessing.json").read_text())
     assert config["labels"] == list(CLASSES) and config["image_size"] == 32 and config["calibration_temperature"] == 1.3
-    assert config["vit"] == "vit.json" and config["stem_file"] == "stem.onnx"  # an int8 ViT: its blocks in vit.c
-    assert '<link rel="preload" href="stem.onnx"' in (out / "index.html").read_text()
+    assert config["vit"] == "vit.json"  # an int8 ViT: all of it on the page's own kernels, no onnxruntime-web file
+    index = (out / "index.html").read_text()
+    assert '<link rel="preload" href="stem.bin"' in index and "ort-wasm-simd-threaded" not in index
     readme = (out / "README.md").read_text()
     assert readme.startswith("---\n") and "\nsdk: static\n" in readme and "app_file: index.html" in readme
     assert "cross-origin-embedder-policy: require-corp" in readme  # so that the wasm runtime may use threads
@@ -198,9 +199,9 @@ def test_page_in_chromium_matches_predict_py_offline(site, photos, tmp_path):
         assert len(bench.analyse(page, photos["one_face"])["result"]["faces"]) == 1
         assert not errors, errors
         assert not blocked, f"the page asked for outside URLs: {blocked}"
-        assert fetched[url + "model.onnx"] == fetched[url + "ort/ort-wasm-simd-threaded.wasm"] == 1  # preloads reused
-        assert fetched[url + "stem.onnx"] == fetched[url + "vit.json"] == fetched[url + "kernels-relaxed.wasm"] == 1
-        assert page.evaluate("window.ferTimings.own_vit_kernels")  # the blocks ran in vit.c, and matched predict.py
+        assert fetched[url + "model.onnx"] == fetched[url + "stem.bin"] == fetched[url + "vit.json"] == 1  # preloads reused
+        assert fetched[url + "kernels-relaxed.wasm"] == 1 and fetched[url + "ort/ort-wasm-simd-threaded.wasm"] == 0
+        assert page.evaluate("window.ferTimings.vit_kernels") == "all"  # stem, blocks, head in vit.c: as predict.py
         assert page.evaluate("window.ferTimings.kernels") == "relaxed-simd"  # Chromium has it; the plain build below
         page.goto(url + "?kernels=simd", wait_until="load")
         for name in ("group", "one_face"):  # as a browser without relaxed SIMD runs it
@@ -233,9 +234,9 @@ def test_graphs_vit_c_does_not_cover_are_named(site, tmp_path):
     add = next(n for n in model.graph.node if n.name.endswith("/blocks.0/Add"))
     add.name = add.name.replace("/blocks.0/", "/blocks.0/ls1/")  # as a block with layer scale is named
     onnx.save(model, str(tmp_path / "ls.onnx"))
-    assert "layer scale" in write_vit_program(tmp_path / "ls.onnx", tmp_path)
-    assert not (tmp_path / "vit.json").exists() and not (tmp_path / "stem.onnx").exists()
-    assert write_vit_program(root / "site" / "model.onnx", tmp_path) is None  # the tiny ViT itself: covered
+    assert "layer scale" in write_vit_program(tmp_path / "ls.onnx", tmp_path, 32)
+    assert not (tmp_path / "vit.json").exists() and not (tmp_path / "stem.bin").exists()
+    assert write_vit_program(root / "site" / "model.onnx", tmp_path, 32) is None  # the tiny ViT itself: covered
 
 
 @needs_chromium
@@ -253,12 +254,59 @@ def test_fp32_site_runs_the_whole_model_in_onnxruntime_web(site, photos, tmp_pat
     with bench.serve(fp32 / "site") as url, sync_playwright() as p, bench.browser_page(p, blocked) as page:
         page.goto(url, wait_until="load")
         out = bench.analyse(page, photos["group"])
-        assert out["error"] is None and not page.evaluate("window.ferTimings.own_vit_kernels")
+        assert out["error"] is None and page.evaluate("window.ferTimings.vit_kernels") == "none"
         lines = predict_py(fp32, photos["group"])
         assert len(out["result"]["faces"]) == len(lines) >= 2
         for i, (face, line) in enumerate(zip(out["result"]["faces"], lines)):
             assert_same_face(face, line, f"fp32 group face {i}")
     assert not blocked
+
+
+def page_matches_predict_py(site_root, photos, names, kernels_in: str):
+    """Each photo in the page (one browser, the network blocked) against predict.py on the site's ONNX file."""
+    from playwright.sync_api import sync_playwright
+
+    blocked = []
+    with bench.serve(site_root / "site") as url, sync_playwright() as p, bench.browser_page(p, blocked) as page:
+        page.goto(url, wait_until="load")
+        for name in names:
+            out = bench.analyse(page, photos[name])
+            assert out["error"] is None, out["error"]
+            lines = predict_py(site_root, photos[name])
+            for i, (face, line) in enumerate(zip(out["result"]["faces"], lines, strict=True)):
+                assert_same_face(face, line, f"{name} face {i}")
+        assert page.evaluate("window.ferTimings.vit_kernels") == kernels_in
+    assert not blocked
+
+
+@needs_chromium
+def test_hybrid_vit_stem_on_own_kernels_matches_predict_py(photos, tmp_path):
+    """The R+ViT-Ti student's stem (ResNet conv, group norm, max pool, then the patch embedding) in vit.c."""
+    torch.manual_seed(1)
+    model = build_model(ModelArguments(architecture="vit_tiny_r_s16_p8_224", init_from="none", image_size=48,
+                                       patch_size=2, model_args='{"depth": 1}'))
+    with torch.no_grad():
+        model.timm_model.head.weight.mul_(12)
+    model.save_pretrained(tmp_path / "model")
+    build_static_space.main(["--model", str(tmp_path / "model"), "--output_dir", str(tmp_path / "site"), "--num_images", "2"])
+    steps = json.loads((tmp_path / "site" / "vit.json").read_text())["stem"]["steps"]
+    assert [s["op"] for s in steps] == ["conv", "groupnorm_relu", "maxpool", "conv"]
+    page_matches_predict_py(tmp_path, photos, ["group", "one_face"], "all")
+
+
+@needs_chromium
+def test_a_stem_vit_c_does_not_cover_runs_in_onnxruntime_web(site, photos, tmp_path, monkeypatch):
+    """A ViT whose stem the kernels lack: stem.onnx in onnxruntime-web, the blocks and head still in vit.c."""
+    import vit_stem
+
+    def refuse(*args):
+        raise vit_stem.NotOwnStem("a stem vit.c does not have")
+
+    monkeypatch.setattr(vit_stem, "stem_program", refuse)
+    root, _ = site
+    build_static_space.main(["--model", str(root / "site" / "model.onnx"), "--output_dir", str(tmp_path / "site")])
+    assert json.loads((tmp_path / "site" / "vit.json").read_text())["stem"]["onnx"] == "stem.onnx"
+    page_matches_predict_py(tmp_path, photos, ["group"], "blocks")
 
 
 def test_publishing_offline_fails_fast_before_building(tmp_path, monkeypatch):
