@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -416,6 +417,46 @@ def node_flags(wasm) -> list[str]:
 
     check = f"process.exit(WebAssembly.validate(require('fs').readFileSync('{wasm}')) ? 0 : 1)"
     return [] if subprocess.run(["node", "-e", check]).returncode == 0 else ["--experimental-wasm-relaxed-simd"]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run static_space/vit.js outside a browser")
+def test_vit_kernels_match_onnxruntime_on_a_224_px_vit(tmp_path):
+    """vit.js (both builds) against onnxruntime on the same int8 file: a plain ViT at 224 px (196 patches + the class
+    token: sequences not a multiple of 4), two blocks, five faces in one batch (one activation range for all)."""
+    import subprocess
+
+    import export_onnx
+    import onnxruntime as ort
+
+    from vit_program import write_vit_program
+
+    torch.manual_seed(2)
+    model = build_model(ModelArguments(init_from="none", image_size=224, patch_size=16, model_args='{"depth": 2}'))
+    with torch.no_grad():
+        model.timm_model.head.weight.mul_(12)
+    model.save_pretrained(tmp_path / "model")
+    files = export_onnx.main(["--model", str(tmp_path / "model"), "--output", str(tmp_path / "m.onnx"), "--quantize",
+                              "int8", "--per_channel", "--reduce_range", "--num_images", "2"])["files"]
+    assert write_vit_program(Path(files["int8"]), tmp_path, 224) is None
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 3, 224, 224)).astype(np.float32)
+    x.tofile(tmp_path / "x.bin")
+    expected = ort.InferenceSession(files["int8"], providers=["CPUExecutionProvider"]).run(None, {"pixel_values": x})[0]
+    for name in ("kernels.wasm", "kernels-relaxed.wasm"):
+        wasm = bench.ROOT / "static_space" / name
+        script = f"""
+            import fs from 'fs';
+            import {{ ViT }} from '{(bench.ROOT / "static_space" / "vit.js").as_uri()}';
+            const vit = await ViT.load(await WebAssembly.compile(fs.readFileSync('{wasm}')),
+                                       JSON.parse(fs.readFileSync('{tmp_path}/vit.json')), fs.readFileSync('{files["int8"]}'),
+                                       fs.readFileSync('{tmp_path}/stem.bin'));
+            const b = fs.readFileSync('{tmp_path}/x.bin'), x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+            fs.writeFileSync('{tmp_path}/logits.bin', vit.classify(x, 5));"""
+        subprocess.run(["node", *node_flags(wasm), "--input-type=module", "-e", script], check=True, timeout=120)
+        logits = np.fromfile(tmp_path / "logits.bin", np.float32).reshape(expected.shape)
+        probs = [np.exp(v - v.max(1, keepdims=True)) / np.exp(v - v.max(1, keepdims=True)).sum(1, keepdims=True)
+                 for v in (logits, expected)]
+        assert np.abs(probs[0] - probs[1]).max() < 0.01, name
+        assert (logits.argmax(1) == expected.argmax(1)).all(), name
 
 
 def yunet_planes(bgr: np.ndarray) -> np.ndarray:
