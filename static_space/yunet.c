@@ -136,9 +136,15 @@ void conv3x3s2_relu(const float *in, int cin, int h, int w, const float *k, cons
           continue;
         }
         const float *r = in + (ci * h + y) * w;
+        int i = 0;
+        for (; i + 4 <= ow; i += 4) {  // even and odd columns, four at a time
+          const v128_t a = wasm_v128_load(r + 2 * i), b = wasm_v128_load(r + 2 * i + 4);
+          wasm_v128_store(t1 + i, wasm_i32x4_shuffle(a, b, 0, 2, 4, 6));
+          wasm_v128_store(t2 + i, wasm_i32x4_shuffle(a, b, 1, 3, 5, 7));
+        }
+        for (; i < ow; i++) { t1[i] = r[2 * i]; t2[i] = r[2 * i + 1]; }
         t0[0] = 0;
-        for (int i = 0; i < ow; i++) { t1[i] = r[2 * i]; t2[i] = r[2 * i + 1]; }
-        for (int i = 1; i < ow; i++) t0[i] = t2[i - 1];
+        __builtin_memcpy(t0 + 1, t2, (ow - 1) * sizeof(float));
       }
     }
     gemm(tmp, 9 * cin, ow, ow, k, b, cout, out + oy * ow, oh * ow, 1);
