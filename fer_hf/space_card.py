@@ -15,9 +15,10 @@ from huggingface_hub import SpaceCard, SpaceCardData
 
 from . import model_card as mc
 
-PRIVACY = ("Everything runs in your browser: the photo (or webcam frame) is decoded, its faces found by YuNet (on the "
-           "page's own WebAssembly kernels) and classified by the model with ONNX Runtime Web on this device. Nothing is uploaded; the page makes no "
-           "request other than for its own files.")
+PRIVACY = ("Everything runs in your browser: the photo (or webcam frame) is decoded, its faces found by YuNet and "
+           "classified by the model on this device (in WebAssembly: the page's own kernels for YuNet and an int8 ViT, "
+           "ONNX Runtime Web for other models). Nothing is uploaded; the page makes no request other than for its own "
+           "files.")
 
 
 def accuracy_lines(run: dict | None, evals: dict[str, dict], export: dict) -> list[str]:

@@ -12,7 +12,7 @@
 // Step 5 is in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in; an int8
 // ViT runs on the page's own kernels instead (vit.js), onnxruntime-web at most for its stem (stem.onnx).
 
-import { cropRGB, pyRound, resizeBicubic } from './pixels.js';
+import { FaceResizer, cropRGB, pyRound, resizeBicubic } from './pixels.js';
 import { ViT } from './vit.js';
 import { YuNet } from './yunet.js';
 
@@ -145,6 +145,7 @@ export class FerPipeline {
                                                                  { executionProviders: ['wasm'], graphOptimizationLevel: 'extended' });
     const t1 = performance.now();
     const pipeline = new FerPipeline(ort, config, await detector, classifier, await vit);
+    pipeline.resizer = await kernels.then((module) => FaceResizer.load(module));
     const t2 = performance.now();
     // Two runs on a blank 600x400 image while the page loads: the first allocates and compiles (wasm and JS alike),
     // and the engine recompiles hot code, optimised, after it; so the visitor's first photos do not pay for that
@@ -176,7 +177,8 @@ export class FerPipeline {
     return faces.sort((a, b) => b.box[2] * b.box[3] - a.box[2] * a.box[3]);
   }
 
-  // Probabilities for crops ([{rgb, w, h}]) in ONE network call (EmotionRecognizer.predict_crops).
+  // Probabilities for the faces ([{image, w, ch, box}]: a box of an RGB/RGBA image of width w) in ONE network call
+  // (EmotionRecognizer.predict_crops).
   async classify(crops) {
     const { image_size: size, mean, std } = this.config;
     const plane = size * size, x = new Float32Array(crops.length * 3 * plane);
@@ -184,7 +186,9 @@ export class FerPipeline {
     // can move a value across a rounding step of the int8 model's input quantisation
     const f = Math.fround, m = mean.map((v) => f(f(v) * 255)), s = std.map((v) => f(f(v) * 255));
     crops.forEach((crop, n) => {
-      const pixels = resizeBicubic(crop.rgb, crop.w, crop.h, size, size);
+      const [left, top, right, bottom] = crop.box;  // PIL's crop, then its BICUBIC resize (in wasm when loaded)
+      const pixels = this.resizer ? this.resizer.resize(crop.image, crop.w, crop.ch, crop.box, size, size)
+        : resizeBicubic(cropRGB(crop.image, crop.w, crop.box, crop.ch), right - left, bottom - top, size, size);
       for (let i = 0; i < plane; i++) {
         for (let c = 0; c < 3; c++) x[(n * 3 + c) * plane + i] = f(pixels[i * 3 + c] - m[c]) / s[c];
       }
@@ -215,7 +219,7 @@ export class FerPipeline {
     const t1 = performance.now();
     const boxes = found.length ? found.map((f) => cropBox(f.box, w, h, this.config.margin)) : [[0, 0, w, h]];
     const ch = channels(image, w, h);
-    const crops = boxes.map((b) => ({ rgb: cropRGB(image, w, b, ch), w: b[2] - b[0], h: b[3] - b[1] }));
+    const crops = boxes.map((box) => ({ image, w, ch, box }));
     const probs = await this.classify(crops);
     const t2 = performance.now();
     const faces = found.length ? found.map((f, i) => this.face(f.box, probs[i], f.score))

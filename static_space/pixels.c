@@ -117,3 +117,57 @@ void yunet_planes(const uint8_t *src, int w, int h, int ch, int dw, int dh, floa
   }
   for (int x = 0; x < dw; x++) store_bgr(out, plane, prev_dy * padW + x, sat_u8(sum[x]));
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Pillow's BICUBIC resize (libImaging/Resample.c), the integer passes of pixels.js's resizeBicubic: the fixed-point
+// coefficients (kk, ksize a row; bounds: first tap and tap count per output) come from pixels.js, so both paths share
+// them. src: a face's region of a w x h image with ch bytes a pixel (3 RGB, or 4 RGBA: alpha skipped), rows `stride`
+// bytes apart; out: ow x oh RGB. The horizontal pass covers only the rows the vertical one reads (into tmp: RGB).
+#define PRECISION_BITS (32 - 8 - 2)
+
+static inline uint8_t clip8(int32_t s) {
+  s >>= PRECISION_BITS;  // an arithmetic shift: floor division, as pixels.js's Math.floor
+  return s < 0 ? 0 : s > 255 ? 255 : (uint8_t)s;
+}
+
+EXPORT(bicubic_resize)
+void bicubic_resize(const uint8_t *src, int w, int h, int ch, int stride, int ow, int oh, const int32_t *hbounds,
+                    const int32_t *hkk, int hksize, const int32_t *vbounds, const int32_t *vkk, int vksize,
+                    uint8_t *tmp, uint8_t *out) {
+  const int first = vbounds[0], last = vbounds[2 * oh - 2] + vbounds[2 * oh - 1];
+  const uint8_t *img = src;
+  int istride = stride, ich = ch, yoff = 0;
+  if (ow != w) {
+    for (int y = 0; y < last - first; y++)
+      for (int x = 0; x < ow; x++) {
+        const int xmin = hbounds[2 * x], xmax = hbounds[2 * x + 1];
+        const int32_t *k = hkk + x * hksize;
+        const uint8_t *p = src + (y + first) * stride + xmin * ch;
+        int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+        for (int i = 0; i < xmax; i++, p += ch) {
+          s0 += p[0] * k[i];
+          s1 += p[1] * k[i];
+          s2 += p[2] * k[i];
+        }
+        uint8_t *d = tmp + (y * ow + x) * 3;
+        d[0] = clip8(s0); d[1] = clip8(s1); d[2] = clip8(s2);
+      }
+    img = tmp; istride = ow * 3; ich = 3; yoff = first;
+  }
+  for (int y = 0; y < oh; y++) {
+    const int ymin = (oh == h ? y : vbounds[2 * y]) - yoff, ymax = oh == h ? 1 : vbounds[2 * y + 1];
+    const int32_t *k = vkk + y * vksize;
+    for (int x = 0; x < ow; x++) {
+      uint8_t *d = out + (y * ow + x) * 3;
+      const uint8_t *p = img + ymin * istride + x * ich;
+      if (oh == h) { d[0] = p[0]; d[1] = p[1]; d[2] = p[2]; continue; }  // no vertical pass
+      int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+      for (int i = 0; i < ymax; i++, p += istride) {
+        s0 += p[0] * k[i];
+        s1 += p[1] * k[i];
+        s2 += p[2] * k[i];
+      }
+      d[0] = clip8(s0); d[1] = clip8(s1); d[2] = clip8(s2);
+    }
+  }
+}

@@ -94,3 +94,40 @@ export function cropRGB(src, w, [left, top, right, bottom], ch = 3) {
   }
   return out;
 }
+
+// resizeBicubic(cropRGB(image, w, box, ch), ...) in WebAssembly (pixels.c's bicubic_resize, the same integer passes
+// with the coefficients above): the same bytes, several times faster. One per page, with its own memory.
+export class FaceResizer {
+  static async load(module) {  // module: kernels.wasm, compiled
+    const made = await WebAssembly.instantiate(module);
+    return new FaceResizer((made.instance ?? made).exports);
+  }
+
+  constructor(k) {
+    this.k = k;
+    this.base = (k.__heap_base.value + 15) & ~15;
+  }
+
+  // The box [left, top, right, bottom] of an RGB (ch 3) or RGBA (ch 4) image of width w, resized to ow x oh: RGB bytes.
+  resize(image, w, ch, box, ow, oh) {
+    const [left, top, right, bottom] = box, cw = right - left, rows = bottom - top;
+    const horiz = coefficients(cw, ow), vert = coefficients(rows, oh), k = this.k;
+    const sizes = [cw * rows * ch, 4 * horiz.bounds.length, 4 * horiz.kk.length, 4 * vert.bounds.length,
+                   4 * vert.kk.length, ow * rows * 3, ow * oh * 3];
+    const at = [];
+    let end = this.base;
+    for (const n of sizes) { at.push(end); end = (end + n + 15) & ~15; }
+    if (end > k.memory.buffer.byteLength) k.memory.grow(Math.ceil((end - k.memory.buffer.byteLength) / 65536));
+    const mem = new Uint8Array(k.memory.buffer);
+    for (let y = 0; y < rows; y++) {  // the region's rows, as they are (RGBA stays RGBA)
+      const from = ((top + y) * w + left) * ch;
+      mem.set(image.subarray(from, from + cw * ch), at[0] + y * cw * ch);
+    }
+    new Int32Array(k.memory.buffer, at[1], horiz.bounds.length).set(horiz.bounds);
+    new Int32Array(k.memory.buffer, at[2], horiz.kk.length).set(horiz.kk);
+    new Int32Array(k.memory.buffer, at[3], vert.bounds.length).set(vert.bounds);
+    new Int32Array(k.memory.buffer, at[4], vert.kk.length).set(vert.kk);
+    k.bicubic_resize(at[0], cw, rows, ch, cw * ch, ow, oh, at[1], at[2], horiz.ksize, at[3], at[4], vert.ksize, at[5], at[6]);
+    return new Uint8Array(k.memory.buffer, at[6], ow * oh * 3).slice();
+  }
+}

@@ -391,10 +391,11 @@ def run_pixel_ops(tmp_path, cases, box, wasm, site):
     web = bench.ROOT / "static_space"
     script = f"""
         import fs from 'fs';
-        import {{ cropRGB, resizeBicubic }} from '{(web / "pixels.js").as_uri()}';
+        import {{ FaceResizer, cropRGB, resizeBicubic }} from '{(web / "pixels.js").as_uri()}';
         import {{ YuNet }} from '{(web / "yunet.js").as_uri()}';
         const yunet = await YuNet.load({{ wasm: fs.readFileSync('{wasm}'), weights: fs.readFileSync('{site}/yunet.bin'),
                                          program: JSON.parse(fs.readFileSync('{site}/yunet.json')) }});
+        const resizer = await FaceResizer.load(await WebAssembly.compile(fs.readFileSync('{wasm}')));
         const cases = {json.dumps(cases)};
         cases.forEach(([kind, w, h, ow, oh, ch], i) => {{
           const src = new Uint8Array(fs.readFileSync('{tmp_path}/' + i + '.in'));
@@ -405,7 +406,14 @@ def run_pixel_ops(tmp_path, cases, box, wasm, site):
           }} else if (kind === 'yunet') {{
             const plan = yunet.input(src, w, h, ch, ow, oh), outputs = yunet.run(plan);
             out = new Float32Array(Object.keys(outputs).sort().flatMap((k) => [...outputs[k]]));
-          }} else out = kind === 'crop' ? cropRGB(src, w, {json.dumps(box)}, ch) : resizeBicubic(src, w, h, ow, oh);
+          }} else if (kind === 'cropresize') out = resizer.resize(src, w, ch, {json.dumps(box)}, ow, oh);
+          else if (kind === 'crop') out = cropRGB(src, w, {json.dumps(box)}, ch);
+          else {{  // the JavaScript resize and the wasm one must agree byte for byte
+            out = resizeBicubic(src, w, h, ow, oh);
+            if (Buffer.compare(Buffer.from(out), Buffer.from(resizer.resize(src, w, ch, [0, 0, w, h], ow, oh)))) {{
+              throw new Error(`FaceResizer differs from resizeBicubic for case ${{i}}`);
+            }}
+          }}
           fs.writeFileSync('{tmp_path}/' + i + '.out', out);
         }});"""
     subprocess.run(["node", *node_flags(wasm), "--input-type=module", "-e", script], check=True, timeout=120)
@@ -486,7 +494,8 @@ def test_pixel_ops_and_yunet_kernels_match_opencv_and_pillow(tmp_path):
              ("area", 900, 700, 480, 373, 4), ("area", 960, 720, 480, 360, 4), ("area", 640, 480, 480, 360, 4),
              ("area", 1500, 900, 500, 300, 4), ("area", 300, 200, 300, 200, 4), ("area", 301, 199, 301, 199, 3),
              ("bicubic", 140, 140, 32, 32, 3), ("bicubic", 33, 47, 48, 48, 3), ("bicubic", 500, 400, 224, 224, 3),
-             ("bicubic", 64, 40, 64, 48, 3), ("crop", 300, 200, 0, 0, 3), ("crop", 300, 200, 0, 0, 4),
+             ("bicubic", 64, 40, 64, 48, 3), ("bicubic", 64, 40, 32, 40, 3), ("crop", 300, 200, 0, 0, 3),
+             ("crop", 300, 200, 0, 0, 4), ("cropresize", 300, 200, 48, 48, 4), ("cropresize", 300, 200, 224, 224, 3),
              ("yunet", 640, 480, 480, 360, 4), ("yunet", 333, 250, 333, 250, 3)]
     box = [17, 9, 251, 190]
     net = cv2.dnn.readNetFromONNX(str(yunet))
@@ -503,6 +512,8 @@ def test_pixel_ops_and_yunet_kernels_match_opencv_and_pillow(tmp_path):
             expected = np.concatenate([o.ravel() for o in net.forward(names)]).astype(np.float32)
         elif kind == "crop":
             expected = np.asarray(Image.fromarray(image).crop(box))
+        elif kind == "cropresize":
+            expected = np.asarray(Image.fromarray(image).crop(box).resize((ow, oh), Image.BICUBIC))
         elif kind == "bicubic":
             expected = np.asarray(Image.fromarray(image).resize((ow, oh), Image.BICUBIC))
         alpha = rng.integers(0, 256, (h, w, 1), dtype=np.uint8)  # must be ignored
