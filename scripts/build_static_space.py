@@ -4,7 +4,7 @@
     python scripts/build_static_space.py --model outputs/quickstart --output_dir site --push_to_hub USER/NAME
     python -m http.server -d site 8000        # then open http://127.0.0.1:8000
 
-The site (about 21 MB with an int8 ViT-Tiny) holds:
+The site (about 7 MB with an int8 ViT, 21 MB with another int8 model) holds:
 - the page (index.html, app.js, fer.js, pixels.js, yunet.js, kernels.wasm, style.css from static_space/); fer.js does fer_hf's own pre- and
   post-processing, so a photo gets the same faces and scores as `scripts/predict.py` with the same ONNX file;
 - model.onnx: exported by scripts/export_onnx.py (int8 by default, --fp32 for the float graph; an
@@ -17,7 +17,8 @@ The site (about 21 MB with an int8 ViT-Tiny) holds:
   model.onnx) and stem.bin (the stem's steps' weights; or stem.onnx, the graph up to the first block, for
   onnxruntime-web where the stem is another); other models run whole in onnxruntime-web;
 - ort/: ONNX Runtime Web's CPU (wasm) build, from the npm package pinned in static_space/package-lock.json,
-  installed with `npm ci` into a cache folder once (no CDN at run time, nothing else copied);
+  installed with `npm ci` into a cache folder once (no CDN at run time, nothing else copied; its .wasm only when
+  the page runs a model, or a stem, in it);
 - README.md: the Spaces header (`sdk: static`) and a model card (training data, measured accuracy).
 `--push_to_hub` checks the Hub and a token before building, then uploads the folder as one commit.
 """
@@ -271,8 +272,6 @@ def build(args, site: Path, work: Path) -> tuple[str, dict]:
     meta = onnx_metadata(onnx_path)
     (site / "ort").mkdir(parents=True)
     shutil.copy(onnx_path, site / "model.onnx")
-    for name in ORT_FILES:
-        shutil.copy(dist / name, site / "ort" / name)
     for name in WEB_FILES:
         shutil.copy(WEB / name, site / name)
     yunet = yunet_source(args.yunet_model)
@@ -287,8 +286,11 @@ def build(args, site: Path, work: Path) -> tuple[str, dict]:
     print(f"classifier in the page: onnxruntime-web for all of it ({not_vit})" if not_vit else
           "classifier in the page: the page's own kernels for all of it (vit.json, stem.bin)" if own_stem else
           "classifier in the page: onnxruntime-web for the stem (stem.onnx), the page's own kernels for the blocks")
-    # the files this build's page runs, fetched while the scripts load: onnxruntime-web's only where it runs
+    # onnxruntime-web's 14 MB wasm only where it runs (the page imports its small JavaScript files in any case)
     ort_runs = bool(not_vit) or not own_stem
+    for name in ORT_FILES if ort_runs else [f for f in ORT_FILES if not f.endswith(".wasm")]:
+        shutil.copy(dist / name, site / "ort" / name)
+    # the files this build's page runs, fetched while the scripts load
     files = (["ort/ort-wasm-simd-threaded.wasm"] if ort_runs else []) + ["model.onnx"] + \
         ([] if not_vit else ["vit.json", "stem.bin" if own_stem else "stem.onnx"])
     preloads = ('  <link rel="modulepreload" href="ort/ort-wasm-simd-threaded.mjs">\n' if ort_runs else "") + "".join(

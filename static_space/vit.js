@@ -4,7 +4,7 @@
 // as steps with their weights in stem.bin: classify() takes the faces' pixels to logits. For a stem the kernels
 // do not cover, onnxruntime-web runs stem.onnx and fer.js hands its tokens to run().
 
-const SIZES = { int8: 1, float32: 4 };
+const SIZES = { int8: 1, int16: 2, float32: 4 };
 
 export class ViT {
   // module: kernels.wasm compiled (WebAssembly.Module); program: vit.json; model: model.onnx's bytes; stem:
@@ -19,7 +19,7 @@ export class ViT {
     this.end = (k.__heap_base.value + 15) & ~15;
     const { dim } = program;
     const tensor = (ref) => {  // the bytes of a weight: in model.onnx (at) or stem.bin (bin)
-      const bytes = { int16: 2, ...SIZES }[ref.dtype] * ref.shape.reduce((a, b) => a * b, 1);
+      const bytes = SIZES[ref.dtype] * ref.shape.reduce((a, b) => a * b, 1);
       const [file, at, name] = ref.bin === undefined ? [model, ref.at, 'model.onnx'] : [stem, ref.bin, 'stem.bin'];
       if (!file || at < 0 || at + bytes > file.length) throw new Error(`vit.json: a weight lies outside ${name} (${at})`);
       return file.subarray(at, at + bytes);
@@ -30,23 +30,24 @@ export class ViT {
       return at;
     };
     const norm = (n) => ({ weight: put(tensor(n.weight)), bias: put(tensor(n.bias)), epsilon: n.epsilon });
+    const packed = (weight, pack) => {  // the int8 (or int16) [k][n] weights packed for vit_linear; their address
+      const [kIn, n] = weight.shape, np = (n + 7) & ~7, kp = (kIn + 1) & ~1, at = this.alloc(2 * kp * np);
+      const raw = put(tensor(weight));
+      pack(raw, kIn, n, at);
+      this.end = raw;  // the raw copy was the last allocation: freed
+      return { w: at, kIn, kp, n, np };
+    };
+    const count = (ref) => ref.shape.reduce((a, b) => a * b, 1);
     const linear = (l) => {
-      const [kIn, n] = l.weight.shape, np = (n + 7) & ~7, kp = (kIn + 1) & ~1;
-      const raw = put(tensor(l.weight));
-      const packed = this.alloc(2 * kp * np);
-      k.vit_pack(raw, kIn, n, packed);
-      const scale = tensor(l.scale);
-      return { w: packed, k: kIn, kp, n, np, scale: put(scale), perChannel: scale.length > 4 ? 1 : 0,
-               bias: put(tensor(l.bias), 4 * np) };
+      const p = packed(l.weight, k.vit_pack);
+      return { ...p, scale: put(tensor(l.scale)), perChannel: count(l.scale) > 1 ? 1 : 0, bias: put(tensor(l.bias), 4 * p.np) };
     };
     const stemSteps = program.stem.steps ?? null;  // else stem.onnx, in onnxruntime-web
     this.stem = stemSteps && stemSteps.map((st) => {
       if (st.op !== 'conv') return { ...st, gamma: st.gamma && put(tensor(st.gamma)), beta: st.beta && put(tensor(st.beta)) };
-      const [kIn, n] = st.weight.shape, np = (n + 7) & ~7, kp = (kIn + 1) & ~1, packed = this.alloc(2 * kp * np);
-      const raw = put(tensor(st.weight));
-      k.vit_pack16(raw, kIn, n, packed);
-      return { ...st, w: packed, kp, n, np, scale: put(tensor(st.scale)), perChannel: st.scale.shape[0] > 1 ? 1 : 0,
-               bias: put(tensor(st.bias), 4 * np) };
+      const p = packed(st.weight, k.vit_pack16);
+      return { ...st, ...p, scale: put(tensor(st.scale)), perChannel: count(st.scale) > 1 ? 1 : 0,
+               bias: put(tensor(st.bias), 4 * p.np) };
     });
     if (this.stem) {
       this.cls = put(tensor(program.stem.cls));
@@ -86,15 +87,15 @@ export class ViT {
     const map = batch * Math.max(...maps);
     this.buffers = { key, x: f(m * d), y: f(m * d), qkv: f(m * 3 * d), att: f(m * d), mlp: f(m * h),
                      a: this.alloc(2 * Math.max(...ints) + 16),
-                     mapA: f(map), mapB: f(map), mul: f(Math.max(h, 3 * d, this.head.np, 256)),
+                     mapA: f(map), mapB: f(map), mul: f(Math.max(h, 3 * d, this.head.np, ...(this.stem ?? []).map((st) => st.np ?? 0))),
                      tmp: f((t + 2 * ((t + 3) & ~3)) * hd + ((t + 3) & ~3)), cls: f(batch * d), logits: f(batch * this.head.np) };
     return this.buffers;
   }
 
-  // y (rows x l.np) = x (rows x l.k) through the quantised linear layer l; mode 0 store, 1 add, 2 GELU.
+  // y (rows x l.np) = x (rows x l.kIn) through the quantised linear layer l; mode 0 store, 1 add, 2 GELU.
   linear(x, rows, l, y, mode) {
     const k = this.k, buf = this.buffers;
-    const scale = k.vit_quantize(x, rows, l.k, l.kp, buf.a);
+    const scale = k.vit_quantize(x, rows, l.kIn, l.kp, buf.a);
     k.vit_scales(scale, l.scale, l.n, l.np, l.perChannel, buf.mul);
     k.vit_linear(buf.a, rows, l.kp, l.w, l.np, buf.mul, l.bias, y, mode);
   }

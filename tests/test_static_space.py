@@ -100,8 +100,9 @@ def test_site_files_card_and_size(site):
     for name in ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js", "vit.js", "kernels.wasm",
                  "kernels-relaxed.wasm", "style.css",
                  "model.onnx", "yunet.json", "yunet.bin", "preprocessing.json", "vit.json", "stem.bin",
-                 "README.md", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs", "ort/ort-wasm-simd-threaded.wasm"):
+                 "README.md", "ort/ort.wasm.min.mjs", "ort/ort-wasm-simd-threaded.mjs"):
         assert (out / name).is_file(), name
+    assert not (out / "ort" / "ort-wasm-simd-threaded.wasm").exists()  # onnxruntime-web runs nothing of this ViT
     assert result["precision"] == "int8" and result["under_size_limit"] and result["size_mb"] < 25
     assert result["export"]["reduce_range"] and result["export"]["per_channel"]  # 7-bit weights: no CPU saturates
     assert result["export"]["parity_ok"] and "warning" not in result  # a ViT: no CNN warning
@@ -251,6 +252,7 @@ def test_fp32_site_runs_the_whole_model_in_onnxruntime_web(site, photos, tmp_pat
                              "--num_images", "2"])
     config = json.loads((fp32 / "site" / "preprocessing.json").read_text())
     assert config["precision"] == "fp32" and config["vit"] is None and not (fp32 / "site" / "vit.json").exists()
+    assert (fp32 / "site" / "ort" / "ort-wasm-simd-threaded.wasm").is_file()
     blocked = []
     with bench.serve(fp32 / "site") as url, sync_playwright() as p, bench.browser_page(p, blocked) as page:
         page.goto(url, wait_until="load")
