@@ -86,7 +86,8 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
                  f"training data is {mc.NOT_RECORDED}.", ""]
     body += accuracy_lines(run, {n: m for n, (_, m) in mc.read_evals(eval_dirs).items()}, export)
     body += ["", "## Labels", "", ", ".join(f"{i}: {label}" for i, label in enumerate(config["labels"])), "",
-             "## Licences", "", "YuNet: MIT (OpenCV Zoo). ONNX Runtime Web: MIT (Microsoft; `ort/` holds its wasm build). "
+             "## Licences", "", "YuNet: MIT (OpenCV Zoo). ONNX Runtime Web: MIT (Microsoft; `ort/` holds its CPU build's files "
+             "this page needs). "
              "The model's use is "
              "bound by the licences of its training data (FER2013, FER+, RAF-DB and AffectNet are for research only)."]
     card = SpaceCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
