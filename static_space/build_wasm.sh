@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compiles pixels.c (the shrink into YuNet's input), yunet.c (YuNet's layers) and vit.c (the int8 ViT's blocks) into
-# kernels-relaxed.wasm (fused multiply-adds: WebAssembly relaxed SIMD, Chrome 114+, Firefox 120+) and kernels.wasm
+# kernels-relaxed.wasm (fused multiply-adds: WebAssembly relaxed SIMD, Chrome and Edge since 114) and kernels.wasm
 # (plain SIMD, for browsers without it: the page validates the first and falls back). Both are committed, so that
 # building the site needs no C compiler.
 #   bash static_space/build_wasm.sh [OUTPUT_DIR]   # needs clang >= 16 and wasm-ld (Debian: apt-get install clang-19 lld-19)

@@ -120,7 +120,7 @@ export class FerPipeline {
     const t0 = performance.now();
     const bytes = async (url) => (await fetch(url)).arrayBuffer();
     // compiled once, while the runtime loads; YuNet and the ViT each get their own instance (their own memory).
-    // kernels-relaxed.wasm fuses multiply-adds (relaxed SIMD: Chrome 114+, Firefox 120+); a browser that cannot
+    // kernels-relaxed.wasm fuses multiply-adds (relaxed SIMD: Chrome and Edge since 114); a browser that cannot
     // validate it gets kernels.wasm. `?kernels=simd` in the page's address forces the latter (tests, benchmark).
     const plainOnly = new URLSearchParams(globalThis.location?.search).get('kernels') === 'simd';
     const kernels = (async () => {
