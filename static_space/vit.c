@@ -55,12 +55,10 @@ static float hsum(v128_t v) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Weights: int8 [k][n] (ONNX MatMul's B) widened to int16 and packed for the product below: per block of 8 columns,
-// per pair of rows, the 8 columns' (row 2i, row 2i+1) pairs. n is padded to a multiple of 8 with zero columns, k to
-// an even number with a zero row. Returns the int16 count written.
-
-EXPORT(vit_pack)
-int vit_pack(const int8_t *w, int k, int n, int16_t *out) {
+// Weights: int8 [k][n] (ONNX MatMul's B; or int16, the stem's w - zero point) widened to int16 and packed for the
+// product below: per block of 8 columns, per pair of rows, the 8 columns' (row 2i, row 2i+1) pairs. n is padded to
+// a multiple of 8 with zero columns, k to an even number with a zero row. Returns the int16 count written.
+static int pack(const int8_t *w8, const int16_t *w16, int k, int n, int16_t *out) {
   const int kp = (k + 1) / 2, np = (n + 7) & ~7;
   int16_t *o = out;
   for (int nb = 0; nb < np; nb += 8)
@@ -68,10 +66,16 @@ int vit_pack(const int8_t *w, int k, int n, int16_t *out) {
       for (int c = 0; c < 8; c++)
         for (int r = 0; r < 2; r++) {
           const int row = 2 * i + r, col = nb + c;
-          *o++ = row < k && col < n ? w[row * n + col] : 0;
+          *o++ = row >= k || col >= n ? 0 : w8 ? w8[row * n + col] : w16[row * n + col];
         }
   return (int)(o - out);
 }
+
+EXPORT(vit_pack)
+int vit_pack(const int8_t *w, int k, int n, int16_t *out) { return pack(w, 0, k, n, out); }
+
+EXPORT(vit_pack16)
+int vit_pack16(const int16_t *w, int k, int n, int16_t *out) { return pack(0, w, k, n, out); }
 
 // DynamicQuantizeLinear of x (n floats, one tensor: every face of the batch together) as onnxruntime computes it;
 // writes q - zero_point as int16 (the product's input, rows of `k` values padded to `kp` with zeros) and returns
@@ -271,21 +275,6 @@ void vit_attention(const float *qkv, int batch, int t, int heads, int hd, float 
 // ---------------------------------------------------------------------------------------------------------
 // The stem: the patch embedding (a convolution as im2col rows and the product above), and for the hybrid R+ViT a
 // ResNet stem before it (convolution, group norm + ReLU, max pooling); then the class token and position embedding.
-
-// Weights already as int16 (w - zero point), [k][n]: packed as vit_pack does (the stem's convolutions, from stem.bin).
-EXPORT(vit_pack16)
-int vit_pack16(const int16_t *w, int k, int n, int16_t *out) {
-  const int kp = (k + 1) / 2, np = (n + 7) & ~7;
-  int16_t *o = out;
-  for (int nb = 0; nb < np; nb += 8)
-    for (int i = 0; i < kp; i++)
-      for (int c = 0; c < 8; c++)
-        for (int r = 0; r < 2; r++) {
-          const int row = 2 * i + r, col = nb + c;
-          *o++ = row < k && col < n ? w[row * n + col] : 0;
-        }
-  return (int)(o - out);
-}
 
 // im2col of a quantised image (int16, q - zero point; NCHW when nhwc is 0, else NHWC) for a k x k convolution with
 // stride s and zero padding (pad_top, pad_left; the rest implied by oh, ow): one row of kp values per output pixel
