@@ -1,9 +1,9 @@
 """The int8 ViT's blocks for the static Space's own WebAssembly kernels (static_space/vit.c, run by vit.js).
 
-`write_vit_program(onnx_path, site, image_size)` reads the graph scripts/export_onnx.py writes for a timm ViT (dynamic int8
-quantisation) and, when every block is the plain pre-norm block (layer norm, qkv, softmax attention, projection,
-layer norm, fc1, exact GELU, fc2, residual adds; no layer scale or q/k norm) and the head reads the normed class
-token, writes:
+`write_vit_program(onnx_path, site, image_size)` reads the graph scripts/export_onnx.py writes for a timm ViT
+(dynamic int8 quantisation) and, when every block is the plain pre-norm block (layer norm, qkv, softmax attention,
+projection, layer norm, fc1, exact GELU, fc2, residual adds; no layer scale or q/k norm) and the head reads the
+normed class token, writes:
 - vit.json: the block count, width, heads, attention scale, and where each weight (int8), weight scale, bias and
   norm parameter lies in model.onnx (byte offsets of the tensors' raw data), so that nothing is shipped twice;
 - the stem (patch embedding, class token, position embedding): as steps for the same kernels and their weights in

@@ -141,7 +141,8 @@ def stem_program(onnx_path: Path, tokens: str, image_size: int) -> tuple[dict, b
     for st in steps:
         if st["op"] == "conv":
             k, s = st["k"], st["s"]
-            weight = values[st["weight"]].astype(np.int32) - values[st["w_zero_point"]].astype(np.int32).reshape(-1, 1, 1, 1)
+            zero_point = values[st["w_zero_point"]].astype(np.int32).reshape(-1, 1, 1, 1)
+            weight = values[st["weight"]].astype(np.int32) - zero_point
             cout = weight.shape[0]
             if cout % 8:  # vit.c's product writes rows of 8-column blocks
                 raise NotOwnStem(f"a convolution with {cout} output channels")
