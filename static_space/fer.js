@@ -9,10 +9,10 @@
 //   4. the FER-style square crop with a margin, clipped to the image             (faces.crop_box)
 //   5. Pillow's BICUBIC resize (antialiased, fixed-point, two passes)             (FerTransform, train=False)
 //   6. (x - mean*255) / (std*255), all faces in one batch, temperature, softmax   (FerCollator, predict_crops)
-// Step 5 is in pixels.js. Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web, passed in; an int8
-// ViT runs on the page's own kernels instead (vit.js), onnxruntime-web at most for its stem (stem.onnx).
+// Step 5 is in pixels.js (and pixels.c). Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web,
+// passed in; an int8 ViT runs on the page's own kernels instead (vit.js), onnxruntime-web at most for its stem.
 
-import { FaceResizer, cropRGB, pyRound, resizeBicubic } from './pixels.js';
+import { FaceResizer, pyRound } from './pixels.js';
 import { ViT } from './vit.js';
 import { YuNet } from './yunet.js';
 
@@ -109,9 +109,9 @@ function channels(image, w, h) {
 export class FerPipeline {
   // config: preprocessing.json as written by scripts/build_static_space.py
   // classifier: an onnxruntime-web session of the whole model, or of its stem.onnx when vit (vit.js) runs the
-  // rest, or null when vit runs it all
-  constructor(ort, config, detector, classifier, vit = null) {
-    Object.assign(this, { ort, config, detector, classifier, vit });
+  // rest, or null when vit runs it all; resizer: pixels.js's FaceResizer
+  constructor(ort, config, detector, resizer, classifier, vit = null) {
+    Object.assign(this, { ort, config, detector, resizer, classifier, vit });
     this.labels = config.labels;
   }
 
@@ -144,8 +144,8 @@ export class FerPipeline {
     const classifier = file && await ort.InferenceSession.create(`${base}/${file}`,  // + the runtime itself
                                                                  { executionProviders: ['wasm'], graphOptimizationLevel: 'extended' });
     const t1 = performance.now();
-    const pipeline = new FerPipeline(ort, config, await detector, classifier, await vit);
-    pipeline.resizer = await kernels.then((module) => FaceResizer.load(module));
+    const resizer = await FaceResizer.load(await kernels);
+    const pipeline = new FerPipeline(ort, config, await detector, resizer, classifier, await vit);
     const t2 = performance.now();
     // Two runs on a blank 600x400 image while the page loads: the first allocates and compiles (wasm and JS alike),
     // and the engine recompiles hot code, optimised, after it; so the visitor's first photos do not pay for that
@@ -186,9 +186,7 @@ export class FerPipeline {
     // can move a value across a rounding step of the int8 model's input quantisation
     const f = Math.fround, m = mean.map((v) => f(f(v) * 255)), s = std.map((v) => f(f(v) * 255));
     crops.forEach((crop, n) => {
-      const [left, top, right, bottom] = crop.box;  // PIL's crop, then its BICUBIC resize (in wasm when loaded)
-      const pixels = this.resizer ? this.resizer.resize(crop.image, crop.w, crop.ch, crop.box, size, size)
-        : resizeBicubic(cropRGB(crop.image, crop.w, crop.box, crop.ch), right - left, bottom - top, size, size);
+      const pixels = this.resizer.resize(crop.image, crop.w, crop.ch, crop.box, size, size);  // PIL's crop + BICUBIC
       for (let i = 0; i < plane; i++) {
         for (let c = 0; c < 3; c++) x[(n * 3 + c) * plane + i] = f(pixels[i * 3 + c] - m[c]) / s[c];
       }

@@ -1,8 +1,7 @@
-// Pixel operations of the fer-hf page, bit-exact copies of what the Python path does to an image: Pillow's BICUBIC
-// resize (FerTransform, for the model) and crop, with Python's rounding (OpenCV's INTER_AREA shrink before detection
-// is in WebAssembly: pixels.c, called by yunet.js). Images are bytes row by row, RGB or, where a function takes
-// `ch` = 4, RGBA straight from a canvas (alpha skipped: the page composites on white first). Reading the canvas's
-// RGBA directly saves a full-image RGB copy per photo (scripts/benchmark_static_space.py).
+// Pixel operations of the fer-hf page, bit-exact copies of what the Python path does to an image: Python's rounding,
+// and PIL's crop + BICUBIC resize of each face (FerTransform, for the model), the coefficients here and the passes in
+// WebAssembly (pixels.c; OpenCV's INTER_AREA shrink before detection is there too, called by yunet.js). Images are
+// bytes row by row, RGB or RGBA straight from a canvas (alpha skipped: the page composites on white first).
 
 // Python's round(): halves go to the even neighbour (JavaScript's Math.round sends them up).
 export function pyRound(x) {
@@ -11,8 +10,8 @@ export function pyRound(x) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Pillow's Image.resize(size, BICUBIC) (libImaging/Resample.c): a = -0.5, support widened by the
-// scale when shrinking (antialias), 22-bit fixed-point coefficients, horizontal pass first, uint8 in between.
+// Pillow's Image.resize(size, BICUBIC) (libImaging/Resample.c): a = -0.5, support widened by the scale when shrinking
+// (antialias), 22-bit fixed-point coefficients (PRECISION_BITS in pixels.c); horizontal pass first, uint8 in between.
 
 const PRECISION_BITS = 32 - 8 - 2;
 
@@ -43,60 +42,8 @@ function coefficients(inSize, outSize) {
   return { ksize, bounds, kk };
 }
 
-const clip8 = (ss) => { const v = Math.floor(ss / (1 << PRECISION_BITS)); return v < 0 ? 0 : v > 255 ? 255 : v; };
-
-// src: RGB bytes of a w x h image; returns RGB bytes of ow x oh.
-export function resizeBicubic(src, w, h, ow, oh) {
-  if (ow === w && oh === h) return src.slice();
-  const horiz = coefficients(w, ow), vert = coefficients(h, oh);
-  const first = vert.bounds[0], last = vert.bounds[oh * 2 - 2] + vert.bounds[oh * 2 - 1];
-  let img = src, iw = w, ih = h, yoff = 0;
-  if (ow !== w) {  // horizontal pass over the rows the vertical pass will use
-    const rows = last - first, tmp = new Uint8Array(ow * rows * 3);
-    for (let y = 0; y < rows; y++) {
-      for (let x = 0; x < ow; x++) {
-        const xmin = horiz.bounds[x * 2], xmax = horiz.bounds[x * 2 + 1], k = x * horiz.ksize;
-        let s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-        for (let i = 0; i < xmax; i++) {
-          const p = ((y + first) * w + xmin + i) * 3, c = horiz.kk[k + i];
-          s0 += src[p] * c; s1 += src[p + 1] * c; s2 += src[p + 2] * c;
-        }
-        const d = (y * ow + x) * 3;
-        tmp[d] = clip8(s0); tmp[d + 1] = clip8(s1); tmp[d + 2] = clip8(s2);
-      }
-    }
-    img = tmp; iw = ow; ih = rows; yoff = first;
-  }
-  if (oh === h) return img;
-  const out = new Uint8Array(ow * oh * 3);
-  for (let y = 0; y < oh; y++) {
-    const ymin = vert.bounds[y * 2] - yoff, ymax = vert.bounds[y * 2 + 1], k = y * vert.ksize;
-    for (let x = 0; x < iw; x++) {
-      let s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-      for (let i = 0; i < ymax; i++) {
-        const p = ((ymin + i) * iw + x) * 3, c = vert.kk[k + i];
-        s0 += img[p] * c; s1 += img[p + 1] * c; s2 += img[p + 2] * c;
-      }
-      const d = (y * ow + x) * 3;
-      out[d] = clip8(s0); out[d + 1] = clip8(s1); out[d + 2] = clip8(s2);
-    }
-  }
-  return out;
-}
-
-// The (left, top, right, bottom) region of an image of width w (PIL's Image.crop inside the image), as RGB.
-export function cropRGB(src, w, [left, top, right, bottom], ch = 3) {
-  const cw = right - left, ch3 = cw * 3, out = new Uint8Array(cw * (bottom - top) * 3);
-  for (let y = top, o = 0; y < bottom; y++, o += ch3) {
-    const row = (y * w + left) * ch;
-    if (ch === 3) { out.set(src.subarray(row, row + ch3), o); continue; }
-    for (let x = 0, s = row, d = o; x < cw; x++, s += ch, d += 3) { out[d] = src[s]; out[d + 1] = src[s + 1]; out[d + 2] = src[s + 2]; }
-  }
-  return out;
-}
-
-// resizeBicubic(cropRGB(image, w, box, ch), ...) in WebAssembly (pixels.c's bicubic_resize, the same integer passes
-// with the coefficients above): the same bytes, several times faster. One per page, with its own memory.
+// PIL's crop, then its BICUBIC resize, in WebAssembly: pixels.c's bicubic_resize runs the two integer passes with the
+// coefficients above. One per page, with its own memory.
 export class FaceResizer {
   static async load(module) {  // module: kernels.wasm, compiled
     const made = await WebAssembly.instantiate(module);

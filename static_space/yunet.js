@@ -5,17 +5,12 @@
 // synchronous, so webcam frames and photos cannot overlap in it.
 
 export class YuNet {
-  // base: the site's URL (the page), or {wasm, program, weights} as bytes and JSON (node); wasm may be the compiled
-  // kernels.wasm (WebAssembly.Module), which vit.js instantiates too
-  static async load(base) {
-    const bytes = async (url) => (await fetch(url)).arrayBuffer();
-    const files = typeof base === 'string'
-      ? await Promise.all([bytes(`${base}/kernels.wasm`), fetch(`${base}/yunet.json`).then((r) => r.json()),
-                           bytes(`${base}/yunet.bin`)])
-      : [base.wasm, base.program, base.weights];
-    const made = await WebAssembly.instantiate(files[0]), instance = made.instance ?? made;
-    const raw = new Uint8Array(files[2].buffer ?? files[2], files[2].byteOffset ?? 0, files[2].byteLength);
-    return new YuNet(instance.exports, files[1], new Float32Array(raw.slice().buffer));
+  // wasm: kernels.wasm, as bytes or compiled (WebAssembly.Module, which vit.js instantiates too); program: yunet.json;
+  // weights: yunet.bin's bytes (ArrayBuffer or a typed array)
+  static async load({ wasm, program, weights }) {
+    const made = await WebAssembly.instantiate(wasm), instance = made.instance ?? made;
+    const raw = new Uint8Array(weights.buffer ?? weights, weights.byteOffset ?? 0, weights.byteLength);
+    return new YuNet(instance.exports, program, new Float32Array(raw.slice().buffer));
   }
 
   constructor(k, program, weights) {
