@@ -50,6 +50,19 @@ class DataArguments:
                   "the seven classes, from a source's FER+ `votes` column; sources without votes stay one-hot). "
                   "Evaluation always scores the majority label."},
     )
+    second_labels: str | None = field(
+        default=None,
+        metadata={"help": "A source holding the same training faces with other annotators' labels (e.g. "
+                  "../shared/data/fer2013 beside FER+): matched by image bytes, its one-hot label is blended into "
+                  "the training targets with weight `second_label_weight`."},
+    )
+    second_label_weight: float = field(default=0.3, metadata={"help": "Weight of `second_labels` in the targets (0..1)."})
+    report_sets: str | None = field(
+        default=None,
+        metadata={"help": "A data root holding the quality suite's sets (fer_hf.domains.SUITE: FER+ validation, the "
+                  "cross-domain dev sets), e.g. ../shared/data: the finished model is scored on each and the figures "
+                  "go to all_results.json as suite_<set>_*. Reported only: never used to select or calibrate."},
+    )
     # Training augmentation (FerTransform). The defaults are the seed project's; fer2013_cpu.yaml turns
     # colour jitter off (grayscale faces) and shift/zoom on.
     rotation: float = field(default=10.0, metadata={"help": "Random rotation range, degrees (+-)."})
@@ -57,14 +70,23 @@ class DataArguments:
     scale_jitter: float = field(default=0.0, metadata={"help": "Random zoom: scale drawn from 1 +- this."})
     color_jitter: float = field(default=0.2, metadata={"help": "Brightness/contrast/saturation jitter strength."})
     random_erasing: float = field(default=0.0, metadata={"help": "Probability of erasing a random rectangle."})
+    augment_policy: str = field(default="none", metadata={"help": "torchvision policy on top: none, trivialaugment, "
+                                "randaugment or autoaugment."})
+    crop_scale: float = field(default=1.0, metadata={"help": "Random resized crop: the smallest crop's share of the "
+                              "face's area (1: off)."})
 
     def __post_init__(self):
         if self.label_mode not in LABEL_MODES:
             raise ValueError(f"label_mode={self.label_mode!r}: expected one of {LABEL_MODES}.")
+        if str(self.second_labels).lower() in ("", "none"):
+            self.second_labels = None
+        if not 0 <= self.second_label_weight <= 1:
+            raise ValueError(f"second_label_weight={self.second_label_weight}: expected a value in [0, 1].")
 
     def augmentation(self) -> dict:
         """The FerTransform keyword arguments of the training split."""
-        return {k: getattr(self, k) for k in ("rotation", "translate", "scale_jitter", "color_jitter", "random_erasing")}
+        keys = ("rotation", "translate", "scale_jitter", "color_jitter", "random_erasing", "crop_scale")
+        return {**{k: getattr(self, k) for k in keys}, "policy": self.augment_policy}
 
 
 def _find_column(ds: Dataset, names: tuple[str, ...], feature_type: type, what: str, source: str) -> str:
@@ -219,8 +241,43 @@ def with_targets(ds: Dataset, label_mode: str, source: str) -> Dataset:
     if "soft_label" in ds.column_names:
         return ds
     logger.warning("%s: no `votes` column; label_mode=votes trains it on its one-hot majority label.", source)
+    return one_hot_targets(ds)
+
+
+def one_hot_targets(ds: Dataset) -> Dataset:
+    """A `soft_label` column that is the one-hot majority label."""
     one_hot = np.eye(len(CLASSES), dtype=np.float32)[np.asarray(ds["label"], dtype=np.int64)]
     return ds.add_column("soft_label", one_hot.tolist(), feature=SOFT_LABEL)
+
+
+def image_keys(ds: Dataset) -> list[str]:
+    """A content key per row: the sha1 of the encoded image bytes (else its path)."""
+    column = ds.with_format(None).cast_column("image", Image(decode=False))["image"]
+    return [hashlib.sha1(v["bytes"]).hexdigest() if v.get("bytes") else str(v.get("path")) for v in column]
+
+
+def blend_second_labels(train: Dataset, spec: str, weight: float, seed: int = 0) -> Dataset:
+    """`soft_label` <- (1 - weight) * soft_label + weight * the other source's label, for every training face that
+    the source `spec` also holds (same image bytes); a face it holds several times gets the mean of its labels.
+
+    FER+ relabelled FER2013's faces with ten annotators each; FER2013's own single labels mark expressions more
+    strongly (less neutral), so the two are complementary targets for the same pixels."""
+    other = concatenate_datasets([ds for dd in load_sources([spec], seed=seed).values() for ds in dd.values()])
+    one_hot = np.eye(len(CLASSES), dtype=np.float64)
+    sums: dict[str, np.ndarray] = {}
+    for key, label in zip(image_keys(other), np.asarray(other["label"], dtype=np.int64)):
+        sums[key] = sums.get(key, 0) + one_hot[label]
+    soft = np.asarray(train["soft_label"], dtype=np.float64)
+    matched = 0
+    for i, key in enumerate(image_keys(train)):
+        if key in sums:
+            soft[i] = (1 - weight) * soft[i] + weight * sums[key] / sums[key].sum()
+            matched += 1
+    if not matched:
+        raise ValueError(f"second_labels {spec!r}: none of its {len(other)} images is among the {len(train)} training "
+                         "images; it must hold the same faces (same image files), e.g. FER2013 beside FER+.")
+    logger.info("second_labels %s: %d of %d training faces matched, blended with weight %g", spec, matched, len(train), weight)
+    return train.remove_columns("soft_label").add_column("soft_label", soft.astype(np.float32).tolist(), feature=SOFT_LABEL)
 
 
 def build_datasets(args: DataArguments, seed: int = 42) -> DatasetDict:
@@ -236,9 +293,13 @@ def build_datasets(args: DataArguments, seed: int = 42) -> DatasetDict:
     train, valid = [], []
     for name, dd in sources.items():
         tr, va = validation_of(dd, args.validation_split, seed, name)
-        train.append(with_targets(tr, args.label_mode, name))
+        tr = with_targets(tr, args.label_mode, name)
+        # blending in a second label source needs targets as distributions, also under label_mode majority
+        train.append(one_hot_targets(tr) if args.second_labels and "soft_label" not in tr.column_names else tr)
         valid.append(with_targets(va, "majority", name))
     out = DatasetDict(train=concatenate_datasets(train), validation=concatenate_datasets(valid))
+    if args.second_labels:
+        out["train"] = blend_second_labels(out["train"], args.second_labels, args.second_label_weight, seed)
     out["train"] = _truncate(out["train"], args.max_train_samples, seed)
     out["validation"] = _truncate(out["validation"], args.max_eval_samples, seed)
     for split, ds in out.items():

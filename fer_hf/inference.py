@@ -4,7 +4,8 @@
     for face in rec.recognize("photo.jpg"):
         print(face.box, face.emotion, face.confidence)
 
-Each face is cropped (fer_hf.faces) and then preprocessed exactly like the evaluation data
+Each face is cropped (fer_hf.faces) as the model's training faces were framed (its `fer_framing`, else
+`SERVED_FRAMING`: FER2013's crops around YuNet's boxes) and then preprocessed exactly like the evaluation data
 (`FerTransform(train=False)`: bicubic resize to the model's square size, then the collator's
 normalisation), so a face crop gets the same prediction here as in scripts/evaluate.py. All faces
 of a call go through the network as ONE batch; `tta="flip"` adds the mirror images to that same
@@ -30,7 +31,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageClassification
 
-from .faces import Detection, crop_box, crop_face, make_detector
+from .faces import Detection, Framing, crop_box, crop_face, framing_of, make_detector
 from .hub import require_hub
 from .modeling import preprocessing_config, read_temperature
 from .onnx_backend import OnnxClassifier, onnx_file
@@ -157,7 +158,8 @@ class EmotionRecognizer:
     `OnnxClassifier` (the onnxruntime backend, CPU only; `self.model` is then None). `self.backend` says which."""
 
     def __init__(self, model, detector=None, tta: str | None = None, device: str = "cpu",
-                 margin: float = 0.2, align: bool = False, temperature: float | None = None):
+                 margin: float | None = None, align: bool = False, temperature: float | None = None,
+                 framing: Framing | None = None):
         if tta not in (None, "flip"):
             raise ValueError(f"tta={tta!r}; expected None or 'flip'")
         if isinstance(model, OnnxClassifier):
@@ -168,13 +170,17 @@ class EmotionRecognizer:
             self.name_or_path = model.path
             size, mean, std, self.labels = meta["image_size"], meta["mean"], meta["std"], list(meta["labels"])
             temperature = meta.get("calibration_temperature") if temperature is None else temperature
+            framing = framing or framing_of(meta)
         else:
             self.backend, self.model, self.classifier = "torch", model.eval().to(device), None
             self.name_or_path = getattr(model, "name_or_path", "") or ""  # the folder or Hub id it was loaded from
             pre = preprocessing_config(model.config)
             size, mean, std = pre["image_size"], pre["mean"], pre["std"]
             self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        self.detector, self.tta, self.device, self.margin, self.align = detector, tta, device, margin, align
+            framing = framing or framing_of(model.config.to_dict())
+        # an explicit margin is the old square-with-margin crop (kept for comparisons: benchmarks/)
+        self.framing = Framing.from_margin(margin) if margin is not None else framing
+        self.detector, self.tta, self.device, self.align = detector, tta, device, align
         self.transform = FerTransform(size, train=False)  # the evaluation path, unchanged
         self.collator = FerCollator(mean, std, size)
         if temperature is not None and temperature <= 0:
@@ -226,7 +232,8 @@ class EmotionRecognizer:
         if not detect or self.detector is None:
             whole = Detection((0, 0, image.width, image.height), None)
             return [(whole, (0, 0, image.width, image.height), image)]
-        return [(d, crop_box(d.box, image.size, self.margin), crop_face(image, d, self.margin, self.align))
+        return [(d, crop_box(d.box, image.size, framing=self.framing),
+                 crop_face(image, d, align=self.align, framing=self.framing))
                 for d in self.detector.detect(image)]
 
     def recognize_batch(self, images: list, detect: bool = True) -> list[list[Face]]:

@@ -17,6 +17,7 @@ import re
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .domains import SUITE
 from .labels import CLASSES
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,45 @@ def eval_results(evals: dict[str, dict]) -> list[EvalResult]:
     return out
 
 
+def suite_results(results: dict) -> dict[str, dict]:
+    """`{set: {accuracy, macro_f1, recall: {class: r}}}` from all_results.json's `suite_<set>_*` entries (train.py
+    with `report_sets`: FER+ validation and the cross-domain dev sets, fer_hf.domains)."""
+    out = {}
+    for name in SUITE:
+        if f"suite_{name}_accuracy" in results:
+            out[name] = {"accuracy": results[f"suite_{name}_accuracy"], "macro_f1": results[f"suite_{name}_macro_f1"],
+                         "recall": {c: results[f"suite_{name}_recall_{c}"] for c in CLASSES
+                                    if f"suite_{name}_recall_{c}" in results}}
+    return out
+
+
+def suite_eval_results(results: dict) -> list[EvalResult]:
+    """The suite's accuracy and macro-F1 per set as card metadata (a set is its own dataset)."""
+    out = []
+    for name, m in suite_results(results).items():
+        folder, split = SUITE[name]
+        for metric_type, key, label, margs in (("accuracy", "accuracy", "Accuracy", None),
+                                               ("f1", "macro_f1", "Macro F1", {"average": "macro"})):
+            out.append(EvalResult(task_type=TASK, task_name="Facial expression recognition", dataset_type=name,
+                                  dataset_name=f"{name} ({folder})", dataset_split=split, metric_type=metric_type,
+                                  metric_name=label, metric_value=round(float(m[key]), 4), metric_args=margs))
+    return out
+
+
+def suite_section(results: dict) -> list[str]:
+    """The end-of-training quality suite as a table (none when the run did not report one)."""
+    sets = suite_results(results)
+    if not sets:
+        return []
+    lines = ["## Off FER+", "", "Scored at the end of training on FER+ validation and on faces from other domains "
+             "(film stills: SFEW 2.0; posed: CK+), pre-cropped, single view; reported only, never used to choose "
+             "a checkpoint (all_results.json, `suite_*`).", ""]
+    return lines + _table(["set", "accuracy", "macro-F1", *CLASSES],
+                          [[name, _f(m["accuracy"]), _f(m["macro_f1"]), *[_f(m["recall"].get(c)) if c in m["recall"]
+                                                                          else "—" for c in CLASSES]]
+                           for name, m in sets.items()])
+
+
 def card_data(run: dict, repo_id: str, evals: dict[str, dict], license: str | None) -> ModelCardData:
     init = str(run["config"].get("fer_init_from", ""))
     base = init.removeprefix("hf-hub:") if _hub_id(init.removeprefix("hf-hub:")) else None
@@ -127,7 +167,7 @@ def card_data(run: dict, repo_id: str, evals: dict[str, dict], license: str | No
         license=license, base_model=base, datasets=hub_datasets or None, metrics=["accuracy", "f1"],
         tags=["image-classification", "timm", "facial-expression-recognition",
               "emotion-recognition", "fer-hf"] + (["synthetic-data", "demo"] if is_synthetic_only(run) else []),
-        eval_results=eval_results(evals) or None,
+        eval_results=(eval_results(evals) + suite_eval_results(run["results"])) or None,
     )
 
 
@@ -371,6 +411,8 @@ def card_body(run: dict, repo_id: str, evals: dict[str, dict], license: str | No
                   "it is not a facial expression recogniser for real photographs.", ""]
     lines += model_section(run, files.get("n_parameters")) + [""] + data_section(run, sources, synthetic) + [""]
     lines += recipe_section(run) + [""] + eval_section(evals, files.get("staged", set())) + [""]
+    if suite := suite_section(run["results"]):
+        lines += suite + [""]
     lines.append(usage_section(repo_id, files.get("timm")))
     demo = ("- **This is a demo**: trained on synthetic drawings, its figures say nothing about real faces.\n"
             if synthetic else "")

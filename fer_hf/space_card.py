@@ -69,7 +69,9 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
             + (f" (but never below {det['min_scale']:.2f}× its size, so that small faces stay findable)"
                if det.get("min_scale") else "")
             + f", score threshold {det['score_threshold']}, NMS {det['nms_threshold']}.",
-            f"2. Each face is cropped as a square {100 * config['margin']:.0f}% larger than its box on every side, "
+            f"2. Each face is cropped as the model's training faces were framed: a square of "
+            f"{config['framing']['scale']:g}× the box's {'width' if config['framing']['basis'] == 'width' else 'larger side'}, "
+            f"its centre {config['framing']['shift_y']:g} of that below the box's, "
             f"resized to {config['image_size']}×{config['image_size']} px (Pillow's bicubic, re-implemented in fer.js) "
             f"and normalised with mean {config['mean']} and std {config['std']}.",
             f"3. `model.onnx` ({config['precision']}) gives seven scores per face (softmax"

@@ -12,6 +12,8 @@
 - Distillation (`teacher_model`, see `distill.py`): a frozen teacher scores the same augmented,
   CutMixed batch; its share of the training step is measured and logged as `teacher_share`. Its logits are
   cached per distinct view (`TeacherCache`), so repeated views (flip-only augmentation) cost no forward pass.
+- Logit adjustment (Menon et al., 2021, https://arxiv.org/abs/2007.07314): the training loss scores
+  logits + tau * log(prior), so the network's own logits come out class-balanced.
 - bf16 on a CPU: timm's attention runs as explicit softmax(QK^T)V (`use_math_attention`), faster there.
 """
 
@@ -43,6 +45,9 @@ class FerTrainingArguments(TrainingArguments):
     cutmix_prob: float = field(default=0.0, metadata={"help": "Probability that a training batch is CutMixed."})
     cutmix_alpha: float = field(default=1.0, metadata={"help": "Beta(alpha, alpha) for the CutMix box area."})
     class_balanced_sampling: bool = field(default=False, metadata={"help": "Draw training images with inverse class frequency."})
+    logit_adjustment: float = field(default=0.0, metadata={"help": "tau of the logit-adjusted loss (Menon et al. 2021): "
+                                    "training scores logits + tau * log(class prior), a balanced classifier without "
+                                    "changing what is drawn; 0 turns it off, 1 is the paper's choice."})
     early_stopping_patience: int | None = field(default=None, metadata={"help": "Stop after this many evaluations without improvement."})
     teacher_model: str | None = field(default=None, metadata={"help": "Model folder of a trained teacher to distil from (DeiT)."})
     distillation_alpha: float = field(default=0.5, metadata={"help": "Weight of the teacher's term in the loss (0..1)."})
@@ -165,6 +170,10 @@ class FerTrainer(Trainer):
                             label_smoothing=a.label_smoothing_factor, num_classes=len(CLASSES))
         if a.bf16 and a.device.type == "cpu" and (n := use_math_attention(self.model)):
             logger.info("bf16 on the CPU: %d attention layers use the explicit softmax(QK^T)V, not the fused kernel", n)
+        self.log_prior = None
+        if a.logit_adjustment and self.train_dataset is not None:
+            counts = np.bincount(np.asarray(self.train_dataset.with_format(None)["label"]), minlength=len(CLASSES))
+            self.log_prior = a.logit_adjustment * torch.log(torch.as_tensor(np.maximum(counts, 1) / counts.sum()).float())
         self.teacher = self.teacher_input = self.teacher_cache = None
         self.teacher_seconds, self.train_started = 0.0, None
         if a.teacher_model:
@@ -227,7 +236,8 @@ class FerTrainer(Trainer):
         if len(labels) == 0:  # every image of the batch was unreadable
             loss = logits.sum() * 0.0
         elif model.training:
-            loss = soft_cross_entropy(logits, targets)
+            adjusted = logits.float() + self.log_prior.to(logits.device) if self.log_prior is not None else logits
+            loss = soft_cross_entropy(adjusted, targets)
             if self.teacher is not None:
                 a = self.args
                 loss = distillation_loss(distill_logits, self.teacher_logits(pixel_values), loss, a.distillation_type,

@@ -20,9 +20,14 @@ import zlib
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from torchvision import transforms as v1
 from torchvision.transforms import v2
 
 logger = logging.getLogger(__name__)
+
+# `policy`: torchvision's learned / searched augmentation policies on top of the recipe's own geometry
+AUGMENT_POLICIES = {"none": None, "trivialaugment": v2.TrivialAugmentWide, "randaugment": v2.RandAugment,
+                    "autoaugment": v2.AutoAugment}
 
 
 class BadImageError(ValueError):
@@ -91,8 +96,13 @@ class FerTransform:
     """Batch transform for `set_transform`: undecoded images -> uint8 CHW tensors (or None if bad)."""
 
     def __init__(self, image_size: int, train: bool, rotation: float = 10.0, translate: float = 0.0,
-                 scale_jitter: float = 0.0, color_jitter: float = 0.2, random_erasing: float = 0.0, seed: int = 0):
+                 scale_jitter: float = 0.0, color_jitter: float = 0.2, random_erasing: float = 0.0,
+                 policy: str = "none", crop_scale: float = 1.0, seed: int = 0):
         self.image_size, self.seed = image_size, seed
+        if policy not in AUGMENT_POLICIES:
+            raise ValueError(f"policy={policy!r}: expected one of {list(AUGMENT_POLICIES)}.")
+        if not 0.05 <= crop_scale <= 1:
+            raise ValueError(f"crop_scale={crop_scale}: expected the smallest crop's share of the face in [0.05, 1].")
         for name, value, top in (("rotation", rotation, 180), ("translate", translate, 0.5),
                                  ("scale_jitter", scale_jitter, 0.9), ("color_jitter", color_jitter, 1),
                                  ("random_erasing", random_erasing, 1)):
@@ -110,6 +120,10 @@ class FerTransform:
             steps.append(v2.RandomRotation(rotation, interpolation=bilinear))
         if color_jitter:
             steps.append(v2.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter))
+        if policy != "none":  # torchvision's searched policies, after the recipe's own geometry
+            steps.append(AUGMENT_POLICIES[policy]())
+        # a random resized crop (Inception-style, aspect 3:4..4:3): a plain crop here, the resize below scales it
+        self.crop_scale = crop_scale if train else 1.0
         self.augment = v2.Compose(steps) if train else None
         # occlusion (hands, glasses, hair) as in many FER recipes; fills with zeros
         self.erase = v2.RandomErasing(random_erasing, scale=(0.02, 0.2)) if train and random_erasing else None
@@ -122,6 +136,9 @@ class FerTransform:
             logger.warning("skipping unreadable image %s: %s", path or "<bytes>", err)
             return None
         size = (self.image_size, self.image_size)
+        if self.crop_scale < 1:
+            top, left, h, w = v1.RandomResizedCrop.get_params(img, (self.crop_scale, 1.0), (3 / 4, 4 / 3))
+            img = img.crop((left, top, left + w, top + h))
         if self.augment is None:
             img = img.resize(size, Image.BICUBIC)
         elif img.width * img.height < self.image_size ** 2:

@@ -93,11 +93,9 @@ def _default(fn, name: str, fallback):
 
 
 def detection_settings(yunet: Path) -> dict:
-    """How fer_hf detects and crops, read from fer_hf itself (a YuNetDetector instance, the defaults of
-    EmotionRecognizer), so that the page keeps doing what scripts/predict.py does. fer.js applies them;
+    """How fer_hf detects, read from fer_hf itself (a YuNetDetector instance), so that the page keeps doing what scripts/predict.py does. fer.js applies them;
     tests/test_static_space.py compares the two on generated photos."""
     from fer_hf import faces
-    from fer_hf.inference import EmotionRecognizer
 
     det = faces.YuNetDetector(str(yunet))
     finds_px, min_face = getattr(det, "finds_px", None), getattr(det, "min_face", None)
@@ -110,8 +108,7 @@ def detection_settings(yunet: Path) -> dict:
                 # the photo is not shrunk below the scale that keeps a `min_face` face at `finds_px` ...
                 "min_scale": finds_px / min_face if finds_px and min_face else 0.0,
                 # ... unless it would stay over this long side (faces.detection_scale)
-                "max_detect_side": getattr(faces, "MAX_DETECT_SIDE", None)},
-            "margin": float(_default(EmotionRecognizer.__init__, "margin", 0.2))}
+                "max_detect_side": getattr(faces, "MAX_DETECT_SIDE", None)}}
 
 
 def write_yunet_program(src: Path, site: Path) -> None:
@@ -297,8 +294,11 @@ def build(args, site: Path, work: Path) -> tuple[str, dict]:
         f'  <link rel="preload" href="{name}" as="fetch" crossorigin>\n' for name in files)
     index = site / "index.html"
     index.write_text(index.read_text().replace("  <!-- model preloads -->\n", preloads))
+    from fer_hf.faces import framing_of
+
     config = {"labels": meta["labels"], "image_size": meta["image_size"], "mean": meta["mean"], "std": meta["std"],
               "calibration_temperature": meta.get("calibration_temperature"), "architecture": meta.get("architecture"),
+              "framing": framing_of(meta).to_dict(),  # the model's own (ONNX metadata), as predict.py crops
               "model_file": "model.onnx", "precision": precision,
               "vit": None if not_vit else "vit.json",
               **detection_settings(yunet), "max_bytes": MAX_BYTES, "max_pixels": MAX_PIXELS}

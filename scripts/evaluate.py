@@ -40,6 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="A saved model folder (train.py's output_dir) or a Hub id.")
     p.add_argument("--datasets", nargs="+", default=["synthetic"], help="Sources, as for train.py.")
+    p.add_argument("--suite", nargs="?", const="../shared/data", default=None, metavar="DATA_ROOT",
+                   help="Score the quality suite instead (fer_hf.domains: FER+ validation, SFEW and CK+ dev sets under "
+                        "DATA_ROOT, default ../shared/data): one table of accuracy, macro-F1 and per-class recall, "
+                        "written to output_dir/suite.json.")
     p.add_argument("--split", default="validation", help="Split to evaluate on (default: validation).")
     p.add_argument("--output_dir", required=True, help="Folder for metrics.json, report.md, figures, predictions.csv.")
     p.add_argument("--tta", choices=["none", "flip"], default="none", help="flip: average image and mirror scores.")
@@ -219,6 +223,27 @@ def write_report(path, metrics: dict) -> None:
         f.write("\n".join(lines))
 
 
+def evaluate_suite(args, model) -> dict:
+    """`--suite`: the model on every set of the quality suite, one table."""
+    from fer_hf.domains import format_suite, score_suite, suite_sets
+
+    asked = (args.temperature or "").lower()
+    if asked == "auto":
+        raise ValueError("--suite with --temperature auto: the cross-domain sets measure only, nothing is fitted on "
+                         "them; fit the temperature on FER+ validation without --suite first.")
+    local = os.path.isdir(os.path.expanduser(args.model))
+    stored = ev.read_temperature(os.path.expanduser(args.model)) if local and not asked else None
+    temperature = float(asked) if asked not in ("", "none") else stored or 1.0
+    results = score_suite(model, suite_sets(args.suite), args.batch_size, args.tta if args.tta == "flip" else None,
+                          temperature)
+    os.makedirs(args.output_dir, exist_ok=True)
+    out = {"model": args.model, "data_root": args.suite, "tta": args.tta, "temperature": temperature, "sets": results}
+    with open(os.path.join(args.output_dir, "suite.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    print(f"\n{args.model} (tta {args.tta}, temperature {temperature:g}):\n{format_suite(results)}\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -228,6 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = load_model(args.model)  # first: a bad --model fails in seconds, before data loading
     if torch.cuda.is_available():
         model = model.cuda()
+    if args.suite:
+        return evaluate_suite(args, model)
     settings_from = training_settings(args)
     data = select_split(args)
     raw = data.with_format(None)

@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 import torch
 
+from fer_hf.faces import FRAMING_KEY, framing_of
 from fer_hf.labels import CLASSES
 from fer_hf.modeling import preprocessing_config, read_temperature
 from fer_hf.onnx_backend import METADATA_KEY, OnnxClassifier
@@ -76,7 +77,8 @@ def export_files(model, output: str, quantize: str | None = None, temperature: f
     """Write the fp32 ONNX file (and `<output>.int8.onnx`), with inference metadata; (exporter, {kind: path})."""
     pre = preprocessing_config(model.config)
     meta = {**pre, "labels": [model.config.id2label[i] for i in range(model.config.num_labels)],
-            "calibration_temperature": temperature, "architecture": model.config.architecture}
+            "calibration_temperature": temperature, "architecture": model.config.architecture,
+            FRAMING_KEY: framing_of(model.config.to_dict()).to_dict()}
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     exporter = export(model, output, pre["image_size"], opset)
     model.eval()  # the parity check compares inference with inference

@@ -27,6 +27,7 @@ from fer_hf.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
 from fer_hf.config import parse_args
 from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts
 from fer_hf.distill import teacher_record
+from fer_hf.domains import flat_metrics, format_suite, score_suite, suite_sets
 from fer_hf.hub import require_hub
 from fer_hf.launch import fix_cpu_launch
 from fer_hf.metrics import compute_metrics, format_report
@@ -142,6 +143,11 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.save_metrics("eval", eval_metrics)
     if trainer.is_world_process_zero():
         print(f"\nValidation ({len(data['validation'])} images, {args.precision}):\n{format_report(eval_metrics, 'eval_')}\n")
+    if data_args.report_sets and trainer.is_world_process_zero():  # reported, after every choice was made
+        suite = score_suite(trainer.model, suite_sets(data_args.report_sets), args.per_device_eval_batch_size)
+        print(f"Quality suite (FER+ and other domains; reported, never selected on):\n{format_suite(suite)}\n")
+        trainer.save_metrics("suite", flat_metrics(suite, "suite_"))  # merged into all_results.json
+        eval_metrics.update(flat_metrics(suite, "suite_"))
     return {**train_metrics, **eval_metrics}
 
 

@@ -6,7 +6,7 @@
 //   2. YuNet on the BGR image zero-padded to a multiple of 32, decoded and NMS'd as cv2.FaceDetectorYN does
 //      (1 and the network in WebAssembly: yunet.js)
 //   3. boxes back to the full image, rounded as Python rounds, largest face first (YuNetDetector.detect)
-//   4. the FER-style square crop with a margin, clipped to the image             (faces.crop_box)
+//   4. the FER-style square crop, framed as the model's training faces, clipped  (faces.crop_box)
 //   5. Pillow's BICUBIC resize (antialiased, fixed-point, two passes)             (FerTransform, train=False)
 //   6. (x - mean*255) / (std*255), all faces in one batch, temperature, softmax   (FerCollator, predict_crops)
 // Step 5 is in pixels.js (and pixels.c). Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web,
@@ -72,10 +72,12 @@ export function decodeYunet(outputs, padW, padH, scoreThreshold, nmsThreshold, t
 // ---------------------------------------------------------------------------------------------------------
 // Step 4: fer_hf.faces.crop_box.
 
-export function cropBox(box, width, height, margin) {
+// framing: {scale, shift_x, shift_y, basis} (fer_hf.faces.Framing), the same float operations in the same order
+export function cropBox(box, width, height, framing) {
   const [x, y, w, h] = box;
-  const side = Math.max(w, h) * (1 + 2 * margin);
-  const cx = x + w / 2, cy = y + h / 2;
+  const size = framing.basis === "width" ? w : Math.max(w, h);
+  const side = size * framing.scale;
+  const cx = x + w / 2 + framing.shift_x * size, cy = y + h / 2 + framing.shift_y * size;
   const left = Math.max(0, pyRound(cx - side / 2)), top = Math.max(0, pyRound(cy - side / 2));
   const right = Math.min(width, pyRound(cx + side / 2)), bottom = Math.min(height, pyRound(cy + side / 2));
   if (right - left < 2 || bottom - top < 2) throw new Error(`face box ${box} lies outside the ${width}x${height} image`);
@@ -215,7 +217,7 @@ export class FerPipeline {
     const t0 = performance.now();
     const found = detect ? await this.detect(image, w, h) : [];
     const t1 = performance.now();
-    const boxes = found.length ? found.map((f) => cropBox(f.box, w, h, this.config.margin)) : [[0, 0, w, h]];
+    const boxes = found.length ? found.map((f) => cropBox(f.box, w, h, this.config.framing)) : [[0, 0, w, h]];
     const ch = channels(image, w, h);
     const crops = boxes.map((box) => ({ image, w, ch, box }));
     const probs = await this.classify(crops);

@@ -76,3 +76,20 @@ def imagefolder(tmp_path):
             random_image(rng, 40).save(root / name / f"{i}.png")
     (root / "happy" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     return root
+
+
+@pytest.fixture
+def suite_root(tmp_path):
+    """FER+-like validation (all seven classes) and two dev sets laid out as the suite expects; CK+ without neutral."""
+    from fer_hf.labels import CLASSES
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "data"
+    layout = {"ferplus/train": CLASSES, "ferplus/validation": CLASSES, "crossdomain_dev/sfew": CLASSES,
+              "crossdomain_dev/ckplus48": [c for c in CLASSES if c != "neutral"]}
+    for folder, classes in layout.items():
+        for name in classes:
+            (root / folder / name).mkdir(parents=True)
+            for i in range(2):
+                random_image(rng, 48).save(root / folder / name / f"{i}.png")
+    return root

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset, DatasetDict, Features, Image, Value
+from PIL import Image as PILImage
 
 from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts, harmonise, load_spec
-from fer_hf.labels import CLASSES, LABEL2ID
+from fer_hf.labels import CLASSES, LABEL2ID, label_mapping
 from fer_hf.transforms import FerCollator, FerTransform
 
 
@@ -97,7 +98,26 @@ def test_augmentation_knobs_shift_zoom_erase_and_reject_out_of_range():
             FerTransform(32, train=True, **bad)
     args = DataArguments(translate=0.1, random_erasing=0.25)
     assert args.augmentation() == {"rotation": 10.0, "translate": 0.1, "scale_jitter": 0.0, "color_jitter": 0.2,
-                                   "random_erasing": 0.25}
+                                   "random_erasing": 0.25, "crop_scale": 1.0, "policy": "none"}
+
+
+@pytest.mark.parametrize("policy", ["trivialaugment", "randaugment", "autoaugment"])
+def test_augmentation_policies_and_random_crops_are_seeded_per_batch(policy):
+    rng = np.random.default_rng(5)
+    batch = {"image": [PILImage.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)) for _ in range(16)],
+             "label": [0] * 16}
+    plain = FerTransform(64, train=True, rotation=0, color_jitter=0, seed=3)(batch)["pixel_values"]
+    strong = FerTransform(64, train=True, rotation=0, color_jitter=0, policy=policy, crop_scale=0.5, seed=3)
+    out, again = strong(batch)["pixel_values"], strong(batch)["pixel_values"]
+    assert all(x.shape == (3, 64, 64) and x.dtype == torch.uint8 for x in out)
+    assert all(torch.equal(a, b) for a, b in zip(out, again))  # resumable: the batch seeds its own draws
+    assert sum(not torch.equal(a, b) for a, b in zip(out, plain)) >= 12
+    with pytest.raises(ValueError, match="policy"):
+        FerTransform(32, train=True, policy="mixup")
+    with pytest.raises(ValueError, match="crop_scale"):
+        FerTransform(32, train=True, crop_scale=0.01)
+    ev = FerTransform(64, train=False, policy=policy, crop_scale=0.5)  # evaluation never augments
+    assert torch.equal(ev(batch)["pixel_values"][0], ev(batch)["pixel_values"][0])
 
 
 def test_upscaled_sources_are_augmented_before_the_resize():
@@ -153,6 +173,34 @@ def test_label_mode_votes_trains_on_the_distribution(tmp_path, tiny_dataset, par
     assert batch["soft_labels"].shape == (3, 7) and torch.allclose(batch["soft_labels"].sum(1), torch.ones(3))
     majority = build_datasets(DataArguments(datasets=[str(voted)]))
     assert "soft_label" not in majority["train"].column_names  # majority mode: nothing extra per row
+
+
+def test_second_labels_blend_the_other_annotators_label_into_the_targets(tmp_path, tiny_dataset, parquet_folder,
+                                                                        imagefolder, caplog):
+    """FER+-like votes (neutral 0.75, happiness 0.25) + FER2013-like labels of the same faces, weight 0.3."""
+    import logging
+
+    caplog.set_level(logging.INFO, "fer_hf")
+    voted = _voted_folder(tmp_path, tiny_dataset)
+    for mode in ("votes", "majority"):
+        dd = build_datasets(DataArguments(datasets=[str(voted)], label_mode=mode, second_labels=str(parquet_folder),
+                                          second_label_weight=0.3))
+        soft, labels = np.asarray(dd["train"]["soft_label"]), np.asarray(dd["train"]["label"])
+        base = np.zeros(7)
+        base[[LABEL2ID["neutral"], LABEL2ID["happiness"]]] = [0.75, 0.25]
+        # the voted folder holds tiny_dataset's faces and labels (majority) with neutral-heavy votes; the second
+        # source is tiny_dataset itself, in FER2013's scheme
+        mapping = label_mapping(tiny_dataset["train"].features["label"].names, "fer2013-like")
+        other = np.eye(7)[mapping[np.asarray(tiny_dataset["train"]["label"])]]
+        first = base if mode == "votes" else other
+        assert np.allclose(soft, 0.7 * first + 0.3 * other, atol=1e-6)
+        assert (labels == other.argmax(1)).all()  # the scored (majority) label is unchanged
+        assert "soft_label" not in dd["validation"].column_names
+    assert "28 of 28 training faces matched" in caplog.text
+    with pytest.raises(ValueError, match="same faces"):
+        build_datasets(DataArguments(datasets=[str(voted)], second_labels=str(imagefolder)))
+    with pytest.raises(ValueError, match="second_label_weight"):
+        DataArguments(second_label_weight=1.5)
 
 
 def test_label_mode_votes_needs_votes(parquet_folder):

@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 
 from conftest import ROOT, random_image, save_confident_vit
 from fer_hf import evaluation as ev
+from fer_hf.domains import SUITE
 from fer_hf.hub import HubUnreachableError
 from fer_hf.labels import CLASSES
 from fer_hf.modeling import TEMPERATURE_KEY, ModelArguments, build_model
@@ -256,3 +257,15 @@ def test_validation_split_uses_the_seed_and_size_training_used(model_dir, imagef
     (folder / "train_args.json").unlink()
     default, _ = held_out("default")
     assert (default["seed"], default["settings_from"]["seed"]) == (42, "default")
+
+
+def test_evaluate_suite_writes_one_table_and_refuses_to_fit_on_it(tmp_path, suite_root, capsys):
+    model_dir = save_confident_vit(tmp_path / "model", depth=1)
+    out = evaluate.main(["--model", str(model_dir), "--suite", str(suite_root), "--output_dir", str(tmp_path / "e")])
+    assert set(out["sets"]) == set(SUITE)
+    saved = json.loads((tmp_path / "e" / "suite.json").read_text())
+    assert saved["sets"]["sfew_dev"]["accuracy"] == out["sets"]["sfew_dev"]["accuracy"]
+    assert "| sfew_dev | 14 |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="measure only"):
+        evaluate.main(["--model", str(model_dir), "--suite", str(suite_root), "--temperature", "auto",
+                              "--output_dir", str(tmp_path / "e2")])

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fer_hf import faces
-from fer_hf.faces import (BUNDLED_YUNET, Detection, FetchError, HaarDetector, YuNetDetector, crop_box, crop_face,
-                          detection_scale, eye_angle, fetch_yunet, make_detector, sha256_file, yunet_path)
+from fer_hf.faces import (BUNDLED_YUNET, SERVED_FRAMING, Detection, FetchError, Framing, HaarDetector, YuNetDetector,
+                          crop_box, crop_face, detection_scale, eye_angle, fetch_yunet, framing_of, make_detector,
+                          sha256_file, yunet_path)
 from fer_hf.synthetic import draw_face
 
 from conftest import ROOT, SHARED
@@ -219,7 +220,24 @@ def test_crop_box_margin_and_clipping():
     with pytest.raises(ValueError, match="outside"):
         crop_box((700, 10, 40, 40), (640, 480))
     image = Image.new("RGB", (640, 480))
-    assert crop_face(image, Detection((600, 440, 40, 40), 0.9)).size == (48, 48)
+    assert crop_face(image, Detection((600, 440, 40, 40), 0.9), margin=0.2).size == (48, 48)
+
+
+def test_framing_measured_in_box_widths_and_shifted():
+    """SERVED_FRAMING: a square of 1.31 box widths whose centre sits 0.03 widths below the box's."""
+    assert SERVED_FRAMING == Framing(scale=1.31, shift_x=0.0, shift_y=0.03, basis="width")
+    # box 50 wide, 60 tall at (100, 100): side 65.5, centre (125, 131.5)
+    assert crop_box((100, 100, 50, 60), (640, 480)) == (92, 99, 158, 164)
+    assert crop_box((100, 100, 50, 60), (640, 480), framing=Framing(scale=1.0, basis="max")) == (95, 100, 155, 160)
+    assert crop_box((100, 100, 50, 60), (640, 480), framing=Framing(scale=1.0, shift_x=-0.2, basis="width")) == (
+        90, 105, 140, 155)
+    assert crop_face(Image.new("RGB", (640, 480)), Detection((600, 440, 40, 40), 0.9)).size == (46, 45)  # clipped
+    assert framing_of({}) == SERVED_FRAMING  # a model folder that names none gets the served one
+    assert framing_of({"fer_framing": {"scale": 1.5, "shift_x": 0, "shift_y": 0, "basis": "max"}}).scale == 1.5
+    with pytest.raises(ValueError, match="basis"):
+        Framing(basis="height")
+    with pytest.raises(ValueError, match="scale"):
+        Framing(scale=0.1)
 
 
 def test_align_rotates_eyes_level():

@@ -57,6 +57,26 @@ def test_cutmix_only_in_training(tmp_path):
     assert model.config.problem_type in (None, "single_label_classification")
 
 
+def test_logit_adjustment_adds_the_log_prior_in_training_only(tmp_path):
+    """Menon et al.: the loss of logits + tau * log(prior); evaluation scores the raw logits."""
+    trainer = make_trainer(tmp_path, logit_adjustment=1.0, label_smoothing_factor=0.0)
+    prior = np.bincount([0] * 90 + [1] * 9 + [6] * 1, minlength=7).clip(1) / 100
+    assert torch.allclose(trainer.log_prior, torch.log(torch.tensor(prior)).float())
+    model, x, y = trainer.model, torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 6, 6])
+    torch.manual_seed(0)
+    model.train()
+    loss = trainer.compute_loss(model, {"pixel_values": x, "labels": y})
+    torch.manual_seed(0)
+    logits = model(pixel_values=x).logits
+    assert torch.allclose(loss, F.cross_entropy(logits + trainer.log_prior, y), atol=1e-5)
+    assert not torch.allclose(loss, F.cross_entropy(logits, y), atol=1e-3)  # rare classes: larger loss
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(trainer.compute_loss(model, {"pixel_values": x, "labels": y}),
+                              F.cross_entropy(model(pixel_values=x).logits, y))
+    assert make_trainer(tmp_path).log_prior is None
+
+
 def test_soft_cross_entropy_matches_hard_ce():
     logits = torch.randn(5, 7)
     y = torch.randint(0, 7, (5,))

@@ -1,0 +1,108 @@
+"""Equal-steps ablations of a FER+ recipe, each judged on FER+ validation and on the cross-domain dev sets.
+
+    python benchmarks/ablate_ferplus.py --recipe scripts/configs/ferplus_teacher_cpu.yaml --steps 1500 \
+        --variants base balanced logit_adjust cutmix colour trivialaugment crop fer2013_labels
+
+Each variant is one real training run (`accelerate launch scripts/train.py <recipe> --max_steps N ...`, no time
+budget, one evaluation at the end) in `<output_dir>/<variant>`, then scored with `fer_hf.domains.score_suite`.
+A finished variant is skipped and an interrupted one resumes from its checkpoint, so the command can be run
+again until the table is complete. Writes `<output_dir>/ablation.json` (each row's command and figures) and
+prints the table; the dev sets measure, they never select (every run trains its fixed number of steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+VARIANTS = {
+    "base": [],
+    "balanced": ["--class_balanced_sampling", "true"],
+    "logit_adjust": ["--logit_adjustment", "1.0"],
+    "cutmix": ["--cutmix_prob", "0.5"],
+    "colour": ["--color_jitter", "0.2"],
+    "trivialaugment": ["--augment_policy", "trivialaugment"],
+    "randaugment": ["--augment_policy", "randaugment"],
+    "crop": ["--crop_scale", "0.7"],
+    "fer2013_labels": ["--second_labels", "{data_root}/fer2013", "--second_label_weight", "0.3"],
+}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--recipe", default="scripts/configs/ferplus_teacher_cpu.yaml")
+    p.add_argument("--steps", type=int, default=1500, help="Training steps of every variant (equal steps).")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                   help=f"Rows to run: names from {list(VARIANTS)}, or name=--flag,value,... for your own.")
+    p.add_argument("--data_root", default="../shared/data")
+    p.add_argument("--output_dir", default=None, help="Default: outputs/ablation_<recipe>_<steps>.")
+    p.add_argument("--extra", default="", help="Flags added to every run (quoted), e.g. '--teacher_model none'.")
+    return p.parse_args(argv)
+
+
+def variant_flags(spec: str, data_root: str) -> tuple[str, list[str]]:
+    name, _, flags = spec.partition("=")
+    if flags:
+        return name, flags.split(",")
+    if name not in VARIANTS:
+        raise SystemExit(f"unknown variant {name!r}: use one of {list(VARIANTS)} or name=--flag,value")
+    return name, [f.format(data_root=data_root) for f in VARIANTS[name]]
+
+
+def run_variant(recipe, steps, out, flags, extra) -> tuple[list[str], float]:
+    cmd = ["accelerate", "launch", "scripts/train.py", recipe, "--max_steps", str(steps), "--time_budget_minutes", "0",
+           "--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", "250", "--save_total_limit", "1",
+           "--load_best_model_at_end", "false", "--report_to", "none", "--output_dir", out, *flags, *extra]
+    start = time.monotonic()
+    with open(out + ".log", "a") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return cmd, time.monotonic() - start
+
+
+def main(argv=None) -> dict:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from transformers import AutoModelForImageClassification
+
+    from fer_hf.domains import format_suite, score_suite, suite_sets
+
+    recipe_name = os.path.splitext(os.path.basename(args.recipe))[0]
+    root = args.output_dir or f"outputs/ablation_{recipe_name}_{args.steps}"
+    os.makedirs(root, exist_ok=True)
+    table_path = os.path.join(root, "ablation.json")
+    table = json.load(open(table_path)) if os.path.isfile(table_path) else {}
+    sets = suite_sets(args.data_root)
+    for spec in args.variants:
+        name, flags = variant_flags(spec, args.data_root)
+        if name in table:
+            continue
+        out = os.path.join(root, name)
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: training {args.steps} steps ({out}.log)", flush=True)
+        cmd, seconds = run_variant(args.recipe, args.steps, out, flags, shlex.split(args.extra))
+        model = AutoModelForImageClassification.from_pretrained(out).eval()
+        results = score_suite(model, sets)
+        table[name] = {"command": shlex.join(cmd), "train_seconds": round(seconds, 1), "results": results}
+        with open(table_path, "w") as f:
+            json.dump(table, f, indent=2)
+        print(f"{name}:\n{format_suite(results)}\n", flush=True)
+    print(summary(table))
+    return table
+
+
+def summary(table: dict) -> str:
+    """A row per variant: accuracy and macro-F1 on each set."""
+    sets = next(iter(table.values()))["results"].keys() if table else []
+    head = "| variant | " + " | ".join(f"{s} acc / F1" for s in sets) + " |"
+    lines = [head, "|---" + "|---:" * len(sets) + "|"]
+    for name, row in table.items():
+        cells = [f"{row['results'][s]['accuracy']:.3f} / {row['results'][s]['macro_f1']:.3f}" for s in sets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
