@@ -4,7 +4,7 @@
         --variants base balanced logit_adjust cutmix colour trivialaugment crop fer2013_labels
 
 Each variant is one real training run (`accelerate launch scripts/train.py <recipe> --max_steps N ...`, no time
-budget, one evaluation at the end) in `<output_dir>/<variant>`, then scored with `fer_hf.domains.score_suite`.
+budget, one evaluation at the end) in `<output_dir>/<variant>`, then scored with `fer_hf.evaluation.suite.score_suite`.
 A finished variant is skipped and an interrupted one resumes from its checkpoint, so the command can be run
 again until the table is complete. Writes `<output_dir>/ablation.json` (each row's command and figures) and
 prints the table; the dev sets measure, they never select (every run trains its fixed number of steps).
@@ -29,6 +29,7 @@ VARIANTS = {
     "trivialaugment": ["--augment_policy", "trivialaugment"],
     "randaugment": ["--augment_policy", "randaugment"],
     "crop": ["--crop_scale", "0.7"],
+    "ema": ["--ema_decay", "0.999"],
     "fer2013_labels": ["--second_labels", "{data_root}/fer2013", "--second_label_weight", "0.3"],
 }
 
@@ -68,13 +69,13 @@ def main(argv=None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from transformers import AutoModelForImageClassification
 
-    from fer_hf.domains import format_suite, score_suite, suite_sets
+    from fer_hf.evaluation.suite import format_suite, score_suite, suite_sets
 
     recipe_name = os.path.splitext(os.path.basename(args.recipe))[0]
     root = args.output_dir or f"outputs/ablation_{recipe_name}_{args.steps}"
     os.makedirs(root, exist_ok=True)
     table_path = os.path.join(root, "ablation.json")
-    table = json.load(open(table_path)) if os.path.isfile(table_path) else {}
+    table = read_table(table_path)
     sets = suite_sets(args.data_root)
     for spec in args.variants:
         name, flags = variant_flags(spec, args.data_root)
@@ -91,6 +92,13 @@ def main(argv=None) -> dict:
         print(f"{name}:\n{format_suite(results)}\n", flush=True)
     print(summary(table))
     return table
+
+
+def read_table(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def summary(table: dict) -> str:

@@ -5,7 +5,7 @@
 FER2013's 48x48 faces were cropped by their own detector. Each face is upsampled (`--upsample`, bicubic) and
 placed on a larger canvas (edge pixels replicated, so no new edges appear), YuNet is run on it, and the largest
 box is expressed in units of the face crop: its centre (cx, cy) and size (w, h). The medians over `--fit_split`
-give a framing (`fer_hf.faces.Framing`) per basis (the box's width, or its larger side): the crop's side as a
+give a framing (`fer_hf.inference.faces.Framing`) per basis (the box's width, or its larger side): the crop's side as a
 multiple of it and the crop centre's offset from the box centre; the basis whose framing overlaps the true
 crops of `--fit_split` best is kept. `--check_split` then crops every face it finds again with that framing
 and with the old square-with-margin, and reports how far each lands from the true crop (intersection over
@@ -40,7 +40,7 @@ def boxes(dataset, detector, upsample: int, pad: float, n: int, seed: int = 0) -
     import cv2
     from PIL import Image
 
-    from fer_hf.transforms import open_image
+    from fer_hf.data.transforms import open_image
 
     rows = np.random.default_rng(seed).permutation(len(dataset))[:n]
     raw = dataset.with_format(None)
@@ -66,7 +66,7 @@ def iou(a, b) -> float:
 
 def fit_framing(found: np.ndarray, basis: str):
     """The median framing of the true crops around the boxes, measured in the box's `basis` side."""
-    from fer_hf.faces import Framing
+    from fer_hf.inference.faces import Framing
 
     side = found[:, 2] if basis == "width" else found[:, 2:].max(axis=1)
     return Framing(scale=round(float(np.median(1 / side)), 3), shift_x=round(float(np.median((0.5 - found[:, 0]) / side)), 3),
@@ -75,7 +75,7 @@ def fit_framing(found: np.ndarray, basis: str):
 
 def check(found: np.ndarray, framings: dict) -> dict:
     """Median and 10th-percentile IoU of each framing's crop with the true crop (the unit square)."""
-    from fer_hf.faces import crop_box
+    from fer_hf.inference.faces import crop_box
 
     out = {}
     for name, framing in framings.items():
@@ -95,10 +95,10 @@ def main(argv=None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import os
 
-    from fer_hf.data import load_sources
-    from fer_hf.faces import Framing, YuNetDetector
+    from fer_hf.data.sources import load_sources
+    from fer_hf.inference.faces import Framing, YuNetDetector
 
-    (name, dd), = load_sources([args.data]).items()
+    (_name, dd), = load_sources([args.data]).items()
     detector = YuNetDetector(score_threshold=0.5, max_side=4096)
     fit = boxes(dd[args.fit_split], detector, args.upsample, args.pad, args.max_images)
     cx, cy, w, h = np.median(fit, axis=0)

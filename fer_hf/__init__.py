@@ -7,6 +7,6 @@ package does nothing else: no Hub access, no heavy imports until a submodule is 
 
 __version__ = "0.1.0"
 
-from .labels import CLASSES  # noqa: E402  (light: numpy only)
+from .data.labels import CLASSES
 
 __all__ = ["CLASSES", "__version__"]

@@ -14,18 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone without install
+from fer_hf.models.run_folder import RunFolder
 
 
 def eval_points(run_dir: str) -> list[dict]:
     """`[{epoch, accuracy, macro_f1}]` from a run folder (or one of its checkpoints), in training order."""
-    path = os.path.join(run_dir, "trainer_state.json")
-    if not os.path.isfile(path):
+    run = RunFolder.read(run_dir, require_model=False)
+    if not run.state:
         raise FileNotFoundError(f"{run_dir!r}: no trainer_state.json (expected a scripts/train.py output folder).")
-    with open(path) as f:
-        history = json.load(f).get("log_history", [])
+    history = run.log_history
     points = {}
     for entry in history:  # a resumed run may evaluate an epoch again: the later entry wins
         if "eval_accuracy" in entry:

@@ -3,7 +3,7 @@
     python scripts/predict.py photo.jpg photos/ [--model DIR] [--no-detect] [--tta flip]
         [--detector auto|yunet|haar] [--output preds.jsonl]
 
-Without --model (or FER_MODEL), the best trained model folder under outputs/ is used (fer_hf.model_info:
+Without --model (or FER_MODEL), the best trained model folder under outputs/ is used (fer_hf.inference.model_info:
 the FER+ recipe's, then FER2013's, then the quickstart's) and the log says which, what it was trained on
 and its validation accuracy, with a warning if it only saw synthetic faces.
 
@@ -22,13 +22,12 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone without install
-
 import torch
 
-from fer_hf.inference import EmotionRecognizer, load_image
-from fer_hf.model_info import describe, model_facts, resolve_model
-from fer_hf.transforms import BadImageError
+from fer_hf.data.transforms import BadImageError
+from fer_hf.inference.model_info import describe, model_facts, resolve_model
+from fer_hf.inference.options import ServeOptions
+from fer_hf.inference.recognizer import EmotionRecognizer, load_image
 
 logger = logging.getLogger("fer_hf.predict")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jfif"}
@@ -39,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("inputs", nargs="+", help="image files and/or directories (walked recursively)")
     parser.add_argument("--model", default=None,
                         help="model folder, ONNX file or Hub id (default: $FER_MODEL, else the best folder under outputs/)")
-    parser.add_argument("--detector", default="auto", choices=["auto", "yunet", "haar"])
+    parser.add_argument("--detector", default=None, choices=["auto", "yunet", "haar"], help="default: $FER_DETECTOR, else auto")
     parser.add_argument("--yunet_model", default=None,
                         help="another YuNet ONNX file (default: FER_YUNET_PATH, else the copy shipped in fer_hf)")
     parser.add_argument("--no-detect", "--no_detect", dest="detect", action="store_false",
@@ -82,16 +81,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     torch.set_num_threads(args.threads)
-    model = resolve_model(args.model)
-    recognizer = EmotionRecognizer.from_pretrained(model, detector=args.detector if args.detect else None,
-                                                   tta=args.tta, device=args.device, yunet_model=args.yunet_model,
-                                                   align=args.align)
+    env = ServeOptions.from_environ(os.environ)  # FER_MODEL, FER_DETECTOR, FER_YUNET_PATH, ... (options.py)
+    model = resolve_model(args.model or env.model, env.roots)
+    recognizer = EmotionRecognizer.from_pretrained(model, detector=(args.detector or env.detector) if args.detect else None,
+                                                   tta=args.tta, device=args.device, align=args.align,
+                                                   yunet_model=args.yunet_model or env.yunet_model,
+                                                   detection=env.detection)
     facts = model_facts(model, recognizer.backend)
     logger.info("Model: %s.", describe(facts))
     if facts["warning"]:
         logger.warning(facts["warning"])
     records = []
-    out = open(args.output, "w") if args.output else sys.stdout
+    out = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
     try:
         for file in image_files(args.inputs):
             for record in predict_file(recognizer, file, args.detect):

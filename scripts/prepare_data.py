@@ -20,13 +20,10 @@ import argparse
 import json
 import logging
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone without install
-
-from fer_hf.dataset_card import report_text, write_dataset
-from fer_hf.hub import hub_problem, require_hub
-from fer_hf.prepare import FORMATS, read_source
+from fer_hf.data.dataset_card import report_text, write_dataset
+from fer_hf.data.prepare import FORMATS, read_source
+from fer_hf.utils.offline import hub_problem, require_hub
 
 logger = logging.getLogger("fer_hf.prepare_data")
 

@@ -16,24 +16,23 @@ import os
 import sys
 from dataclasses import asdict, replace
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a clone without install
-
 import torch
 import transformers
 from transformers import EarlyStoppingCallback, set_seed
 
-from fer_hf.budget import apply_time_budget
-from fer_hf.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
-from fer_hf.config import parse_args
-from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts
-from fer_hf.distill import teacher_record
-from fer_hf.domains import flat_metrics, format_suite, score_suite, suite_sets
-from fer_hf.hub import require_hub
-from fer_hf.launch import fix_cpu_launch
-from fer_hf.metrics import compute_metrics, format_report
-from fer_hf.modeling import ModelArguments, build_model, preprocessing_config
-from fer_hf.trainer import FerTrainer, FerTrainingArguments, last_complete_checkpoint
-from fer_hf.transforms import FerCollator, FerTransform
+from fer_hf.data.sources import DataArguments, build_datasets, class_counts, format_class_counts
+from fer_hf.data.transforms import FerCollator, FerTransform
+from fer_hf.evaluation.metrics import compute_metrics, format_report
+from fer_hf.evaluation.suite import flat_metrics, format_suite, score_suite, suite_sets
+from fer_hf.inference.pipeline import PipelineConfig
+from fer_hf.models.modeling import ModelArguments, build_model, preprocessing_config
+from fer_hf.training.budget import apply_time_budget
+from fer_hf.training.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
+from fer_hf.training.distill import teacher_record
+from fer_hf.training.launch import fix_cpu_launch
+from fer_hf.training.preflight import check_hub_first, resume_point
+from fer_hf.training.recipes import parse_args
+from fer_hf.training.trainer import FerTrainer, FerTrainingArguments
 
 logger = logging.getLogger("fer_hf.train")
 
@@ -44,35 +43,6 @@ def setup_logging(args: FerTrainingArguments) -> None:
     level = logging.INFO if args.should_log else logging.WARNING
     logging.getLogger("fer_hf").setLevel(level)
     transformers.utils.logging.set_verbosity(level)
-
-
-def resume_point(args: FerTrainingArguments) -> str | None:
-    """The checkpoint to resume from: the one asked for, or the last complete one in output_dir."""
-    asked = args.resume_from_checkpoint
-    if asked and asked.lower() not in ("last", "true", "auto"):
-        if not os.path.isdir(asked):
-            raise FileNotFoundError(f"--resume_from_checkpoint {asked!r}: no such checkpoint folder")
-        return asked
-    if args.overwrite_output_dir:
-        return None
-    found = last_complete_checkpoint(args.output_dir)
-    if found:
-        logger.info("Resuming from %s (pass --overwrite_output_dir to start afresh).", found)
-    elif asked:
-        logger.warning("--resume_from_checkpoint: no complete checkpoint in %s; starting from scratch.", args.output_dir)
-    return found
-
-
-def check_hub_first(args: FerTrainingArguments) -> None:
-    """A run that would push at the end must find the Hub and a token *before* it trains for hours."""
-    if not args.push_to_hub:
-        return
-    require_hub("push_to_hub", "Train without --push_to_hub and publish later with scripts/push_to_hub.py "
-                "(its --local_dir stages the folder offline).")
-    from huggingface_hub import get_token
-
-    if not (args.hub_token or get_token()):
-        raise RuntimeError("push_to_hub needs a token: set HF_TOKEN or run `hf auth login` before training.")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -91,6 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     # the weights, so init_from is not fetched again (it may be offline) but is still recorded.
     model = build_model(replace(model_args, init_from="none") if resume else model_args)
     model.config.fer_init_from = model_args.init_from
+    # the served pipeline's settings (detection, the crop framed as FER2013's) travel with the model
+    model.config.fer_pipeline = PipelineConfig.from_model_config(model.config).serving_entry()
     data = build_datasets(data_args, seed=args.seed)
     counts = class_counts(data)
     logger.info("Images per split, source and class:\n%s", format_class_counts(counts))
@@ -125,6 +97,9 @@ def main(argv: list[str] | None = None) -> dict:
                        "time_budget": budget}, f, indent=2)
 
     result = trainer.train(resume_from_checkpoint=resume)
+    if trainer.ema is not None:  # the average is the model (the best checkpoint's, when the best is loaded)
+        best = trainer.state.best_model_checkpoint if args.load_best_model_at_end else None
+        trainer.model.load_state_dict(trainer.ema.take_final_weights(best))
     trainer.save_model()
     trainer.save_state()
     train_metrics = dict(result.metrics, precision=args.precision,
@@ -152,5 +127,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    fix_cpu_launch(os.path.abspath(__file__), sys.argv[1:])  # `accelerate launch` on a machine without a GPU
+    fix_cpu_launch(os.path.abspath(__file__), sys.argv[1:], os.environ)  # `accelerate launch` on a machine without a GPU
     main()

@@ -5,7 +5,7 @@
 
 The model comes from FER_MODEL (a local folder, a Hub id, or an ONNX export from scripts/export_onnx.py,
 which serves faster: one face 27 vs 37 ms here with int8); without it, the best trained model folder
-under outputs/ (fer_hf.model_info: the FER+ recipe's, then FER2013's, then the quickstart's; logged).
+under outputs/ (fer_hf.inference.model_info: the FER+ recipe's, then FER2013's, then the quickstart's; logged).
 The page says above the result which model it serves, what it was trained on and its validation
 accuracy, with a warning for a model trained only on synthetic faces. The `predict` API endpoint returns
 `{"emotion", "confidence"}` for the main (largest) face plus `"faces": [...]` and `"model"` (the same
@@ -18,33 +18,28 @@ message instead of a result; the server keeps serving.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if (HERE.parent / "fer_hf").is_dir() and not (HERE / "fer_hf").is_dir():
-    sys.path.insert(0, str(HERE.parent))  # run from a clone; a deployed Space has fer_hf/ next to app.py
-
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import cv2  # noqa: E402
-import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+import cv2
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
 
-from fer_hf import explain  # noqa: E402
-from fer_hf.inference import EmotionRecognizer, load_image  # noqa: E402
-from fer_hf.model_info import describe, model_facts, resolve_model  # noqa: E402
-from fer_hf.synthetic import draw_face  # noqa: E402
-from fer_hf.transforms import BadImageError  # noqa: E402
+from fer_hf.data.synthetic import draw_face
+from fer_hf.data.transforms import BadImageError
+from fer_hf.inference import explain
+from fer_hf.inference.model_info import describe, model_facts, resolve_model
+from fer_hf.inference.options import ServeOptions
+from fer_hf.inference.pipeline import MAX_BYTES, MAX_PIXELS
+from fer_hf.inference.recognizer import EmotionRecognizer, load_image
 
 torch.set_num_threads(1)  # a server shares its cores; one thread per request is the project's rule
 cv2.setNumThreads(1)
 
-MAX_BYTES = 20 * 2**20
-MAX_PIXELS = 40_000_000
 NO_FACE = "No face found, so this is the prediction for the whole image (tick 'faces are already cropped' for crops)."
 
 
@@ -70,7 +65,7 @@ def upload_source(payload) -> tuple[str | bytes, str]:
 
 
 def recognizer_facts(recognizer: EmotionRecognizer) -> dict:
-    """What the Space serves (fer_hf.model_info.model_facts of the recognizer's folder or file)."""
+    """What the Space serves (fer_hf.inference.model_info.model_facts of the recognizer's folder or file)."""
     return model_facts(recognizer.name_or_path or "unnamed model", recognizer.backend)
 
 
@@ -133,7 +128,7 @@ def label_text(face, number: str = "") -> str:
 def label_origin(box, text_size: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int]:
     """Top-left corner of a label box of `text_size` (w, h): above the face box, below it when there is no
     room above, inside it when there is none below either; always inside the image (clamped at every edge)."""
-    x, y, w, h = box
+    x, y, _w, h = box
     tw, th = text_size
     width, height = image_size
     ty = y - th
@@ -268,8 +263,10 @@ def main() -> None:
     import logging
 
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    model = resolve_model(os.environ.get("FER_MODEL"))  # else the best trained folder under outputs/, logged
-    recognizer = EmotionRecognizer.from_pretrained(model, detector=os.environ.get("FER_DETECTOR", "auto"))
+    env = ServeOptions.from_environ(os.environ)  # FER_MODEL, FER_DETECTOR, ... (fer_hf/inference/options.py)
+    model = resolve_model(env.model, env.roots)  # else the best trained folder under outputs/, logged
+    recognizer = EmotionRecognizer.from_pretrained(model, detector=None if env.detector == "none" else env.detector,
+                                                   yunet_model=env.yunet_model, detection=env.detection)
     facts = recognizer_facts(recognizer)
     logging.getLogger("fer_hf.space").info("Model: %s.%s", describe(facts), f" {facts['warning']}" if facts["warning"] else "")
     demo = build_demo(recognizer, facts=facts)

@@ -8,7 +8,7 @@ import { FerPipeline } from './fer.js';
 ort.env.wasm.wasmPaths = new URL('./ort/', import.meta.url).href;  // the copies next to this page; never a CDN
 // Threads need cross-origin isolation (the Space's README asks Hugging Face for the headers). Half the cores, at
 // most 4: on a 2-core machine one thread, since two were 3x slower there with the other core busy (benchmark).
-// `?threads=N` in the page's address overrides it (scripts/benchmark_static_space.py --threads).
+// `?threads=N` in the page's address overrides it (benchmarks/benchmark_static_space.py --threads).
 const halfTheCores = Math.max(1, Math.min(4, Math.floor((navigator.hardwareConcurrency || 2) / 2)));
 const askedThreads = Number.parseInt(new URLSearchParams(location.search).get('threads'), 10);
 ort.env.wasm.numThreads = !self.crossOriginIsolated ? 1 : askedThreads > 0 ? Math.min(askedThreads, 16) : halfTheCores;

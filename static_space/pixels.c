@@ -1,7 +1,7 @@
 // The static Space's one hot pixel loop in WebAssembly: OpenCV's INTER_AREA shrink of a photo, written straight
 // into YuNet's input (B, G, R float planes zero-padded to multiples of 32), bit for bit what fer_hf.faces feeds
 // cv2.FaceDetectorYN. In JavaScript the shrink and the plane copy took ~9 ms of a 640x480 photo (the largest stage
-// after the two networks); this takes ~1.5 (scripts/benchmark_static_space.py). yunet.js calls it.
+// after the two networks); this takes ~1.5 (benchmarks/benchmark_static_space.py). yunet.js calls it.
 //
 // Compiled with yunet.c into kernels.wasm (committed) by build_wasm.sh, which needs clang and wasm-ld.
 

@@ -16,6 +16,7 @@ from PIL import Image as PILImage
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.append(str(ROOT / "scripts"))  # appended: scripts/evaluate.py must not shadow the `evaluate` package
+sys.path.append(str(ROOT / "benchmarks"))  # the measurement harnesses, imported by name like the scripts
 
 # The model every quick test trains: ViT-Tiny's width and heads, one block, 32 px, patch 8.
 TINY_MODEL = ["--architecture", "vit_tiny_patch16_224", "--init_from", "none", "--image_size", "32", "--patch_size", "8", "--model_args", '{"depth": 1}']
@@ -25,7 +26,7 @@ def save_confident_vit(folder, depth: int):
     """A tiny random ViT (32 px, patch 8) whose head is scaled up so its scores are far from uniform, saved."""
     import torch
 
-    from fer_hf.modeling import ModelArguments, build_model
+    from fer_hf.models.modeling import ModelArguments, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args=f'{{"depth": {depth}}}'))
@@ -81,7 +82,7 @@ def imagefolder(tmp_path):
 @pytest.fixture
 def suite_root(tmp_path):
     """FER+-like validation (all seven classes) and two dev sets laid out as the suite expects; CK+ without neutral."""
-    from fer_hf.labels import CLASSES
+    from fer_hf.data.labels import CLASSES
 
     rng = np.random.default_rng(3)
     root = tmp_path / "data"

@@ -1,9 +1,9 @@
-"""scripts/benchmark.py --quick: every figure and ratio is in the JSON (no timing assertions: shared CPUs)."""
+"""benchmarks/benchmark.py --quick: every figure and ratio is in the JSON (no timing assertions: shared CPUs)."""
 
 import json
 import math
 
-import benchmark  # scripts/ is on sys.path through conftest
+import benchmark  # benchmarks/ is on sys.path through conftest
 
 
 def finite(x):

@@ -1,4 +1,4 @@
-"""scripts/benchmark_detection.py on a couple of photos: exact ground truth, matching, and the printed figures."""
+"""benchmarks/benchmark_detection.py on a couple of photos: exact ground truth, matching, and the printed figures."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("skimage")
 
-import benchmark_detection as bench  # noqa: E402  (scripts/ is on sys.path through conftest)
+import benchmark_detection as bench
 
 
 def test_photos_hold_the_faces_they_claim():

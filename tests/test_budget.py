@@ -4,12 +4,12 @@ import json
 import shutil
 
 import torch
-from safetensors.torch import load_file
-
 import train
-from fer_hf.budget import budget_steps, measure_step_seconds
-from fer_hf.model_card import build_model_card
+from safetensors.torch import load_file
 from test_train_script import quick_args
+
+from fer_hf.hub.model_card import build_model_card
+from fer_hf.training.budget import budget_steps, measure_step_seconds
 
 
 def test_budget_steps_counts_training_and_evaluations():
@@ -54,8 +54,8 @@ def test_resume_keeps_the_steps_the_run_was_sized_to(tmp_path, parquet_folder):
 
 def _tiny_trainer(tmp_path, **training_args):
     """A one-block ViT's FerTrainer whose training set is three batches of two 32 px images."""
-    from fer_hf.modeling import ModelArguments, build_model
-    from fer_hf.trainer import FerTrainer, FerTrainingArguments
+    from fer_hf.models.modeling import ModelArguments, build_model
+    from fer_hf.training.trainer import FerTrainer, FerTrainingArguments
 
     args = FerTrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, **training_args)
     model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))

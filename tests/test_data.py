@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset, DatasetDict, Features, Image, Value
+from datasets import Dataset, Features, Image, Value
 from PIL import Image as PILImage
 
-from fer_hf.data import DataArguments, build_datasets, class_counts, format_class_counts, harmonise, load_spec
-from fer_hf.labels import CLASSES, LABEL2ID, label_mapping
-from fer_hf.transforms import FerCollator, FerTransform
+from fer_hf.data.labels import CLASSES, LABEL2ID, label_mapping
+from fer_hf.data.sources import DataArguments, build_datasets, class_counts, format_class_counts, harmonise, load_spec
+from fer_hf.data.transforms import FerCollator, FerTransform
 
 
 def test_parquet_folder_maps_labels_by_name(parquet_folder, tiny_dataset):
@@ -54,7 +54,7 @@ def test_bare_integer_labels_point_to_prepare_data():
 def test_unknown_spec_and_offline_hub_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a Hub id"):
         load_spec(str(tmp_path / "nope" / "deeper" / "x"))
-    from fer_hf.hub import HubUnreachableError
+    from fer_hf.utils.offline import HubUnreachableError
 
     with pytest.raises(HubUnreachableError, match="synthetic"):
         load_spec("deanngkl/ferplus-7cls")
@@ -151,7 +151,7 @@ def _voted_folder(tmp_path, tiny_dataset):
 
 
 def test_vote_distribution_drops_non_emotions_and_renormalises():
-    from fer_hf.data import vote_distribution
+    from fer_hf.data.sources import vote_distribution
 
     dist = vote_distribution([[6, 2, 0, 0, 0, 0, 0, 1, 1, 0], [0] * 7 + [5, 5, 0]], np.array([4, 2]))
     assert np.allclose(dist[0, [LABEL2ID["neutral"], LABEL2ID["happiness"]]], [0.75, 0.25]) and np.isclose(dist[0].sum(), 1)

@@ -1,4 +1,4 @@
-"""The quality suite (fer_hf.domains) on tiny imagefolders: the table and train.py's report (evaluate.py --suite:
+"""The quality suite (fer_hf.evaluation.suite) on tiny imagefolders: the table and train.py's report (evaluate.py --suite:
 tests/test_evaluate.py)."""
 
 import json
@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from conftest import TINY_MODEL, save_confident_vit
 
-from fer_hf.domains import SUITE, flat_metrics, format_suite, score_suite, set_metrics, suite_sets
-from fer_hf.labels import CLASSES
+from fer_hf.evaluation.suite import SUITE, flat_metrics, format_suite, score_suite, set_metrics, suite_sets
 
 
 def test_set_metrics_recall_covers_the_classes_a_set_holds():
@@ -45,7 +44,7 @@ def test_suite_scores_every_set_and_says_which_are_missing(tmp_path, suite_root,
 def test_training_reports_the_suite_in_all_results_and_the_card(tmp_path, suite_root):
     import train
 
-    from fer_hf.model_card import build_model_card
+    from fer_hf.hub.model_card import build_model_card
 
     out = tmp_path / "run"
     train.main(["--datasets", str(suite_root / "ferplus"), *TINY_MODEL, "--max_steps", "2",

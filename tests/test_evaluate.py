@@ -1,8 +1,8 @@
 """scripts/evaluate.py and fer_hf.evaluation/callbacks: outputs, consistency, TTA, temperature, bad input."""
 
 import csv
-import io
 import hashlib
+import io
 import json
 import shutil
 import time
@@ -10,14 +10,14 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, random_image, save_confident_vit
 from PIL import Image as PILImage
 
-from conftest import ROOT, random_image, save_confident_vit
-from fer_hf import evaluation as ev
-from fer_hf.domains import SUITE
-from fer_hf.hub import HubUnreachableError
-from fer_hf.labels import CLASSES
-from fer_hf.modeling import TEMPERATURE_KEY, ModelArguments, build_model
+from fer_hf.data.labels import CLASSES
+from fer_hf.evaluation import scoring as ev
+from fer_hf.evaluation.suite import SUITE
+from fer_hf.models.modeling import TEMPERATURE_KEY, ModelArguments, build_model
+from fer_hf.utils.offline import HubUnreachableError
 
 torch.set_num_threads(1)
 
@@ -114,7 +114,7 @@ def test_flip_tta_changes_only_the_tta_figures(model_dir, imagefolder, tmp_path)
         PILImage.open(png).transpose(PILImage.Transpose.FLIP_LEFT_RIGHT).save(png)
     plain = run(model_dir, imagefolder, tmp_path / "plain", "--split", "train")
     tta = run(model_dir, imagefolder, tmp_path / "tta", "--split", "train", "--tta", "flip")
-    flipped = run(model_dir, mirrored, tmp_path / "flipped", "--split", "train")
+    run(model_dir, mirrored, tmp_path / "flipped", "--split", "train")
     assert "tta_flip" not in plain and tta["predictions_from"] == "tta_flip"
     for key in ["accuracy", "macro_f1", "ece", "nll", "f1_anger"]:  # the single-view figures stay put
         assert tta[key] == plain[key]
@@ -183,12 +183,12 @@ def test_calibration_helpers():
 def test_trainer_logs_confusion_matrix_and_per_source_metrics(parquet_folder, tmp_path, report_to):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from fer_hf.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
-    from fer_hf.data import DataArguments, build_datasets
-    from fer_hf.metrics import compute_metrics
-    from fer_hf.modeling import preprocessing_config
-    from fer_hf.trainer import FerTrainer, FerTrainingArguments
-    from fer_hf.transforms import FerCollator, FerTransform
+    from fer_hf.data.sources import DataArguments, build_datasets
+    from fer_hf.data.transforms import FerCollator, FerTransform
+    from fer_hf.evaluation.metrics import compute_metrics
+    from fer_hf.models.modeling import preprocessing_config
+    from fer_hf.training.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
+    from fer_hf.training.trainer import FerTrainer, FerTrainingArguments
 
     model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
     data = build_datasets(DataArguments(datasets=[str(parquet_folder)]))
@@ -252,7 +252,7 @@ def test_validation_split_uses_the_seed_and_size_training_used(model_dir, imagef
     assert from_file["settings_from"] == {"seed": "train_args.json", "synthetic_per_class": "train_args.json"}
     explicit, same = held_out("explicit", "--seed", "7")
     assert same == ids and explicit["settings_from"]["seed"] == "argument"
-    other, different = held_out("other", "--seed", "42")
+    _other, different = held_out("other", "--seed", "42")
     assert different != ids and len(different) == len(ids)  # another seed: other images of the same share
     (folder / "train_args.json").unlink()
     default, _ = held_out("default")

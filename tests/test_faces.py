@@ -8,15 +8,28 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT, SHARED
 from PIL import Image, ImageDraw
 
-from fer_hf import faces
-from fer_hf.faces import (BUNDLED_YUNET, SERVED_FRAMING, Detection, FetchError, Framing, HaarDetector, YuNetDetector,
-                          crop_box, crop_face, detection_scale, eye_angle, fetch_yunet, framing_of, make_detector,
-                          sha256_file, yunet_path)
-from fer_hf.synthetic import draw_face
-
-from conftest import ROOT, SHARED
+from fer_hf.data.synthetic import draw_face
+from fer_hf.inference import faces
+from fer_hf.inference.faces import (
+    BUNDLED_YUNET,
+    SERVED_FRAMING,
+    Detection,
+    FetchError,
+    Framing,
+    HaarDetector,
+    YuNetDetector,
+    crop_box,
+    crop_face,
+    detection_scale,
+    eye_angle,
+    fetch_yunet,
+    make_detector,
+    sha256_file,
+    yunet_path,
+)
 
 YUNET = SHARED / "models" / "yunet" / faces.YUNET_FILE
 needs_yunet = pytest.mark.skipif(not YUNET.is_file(), reason=f"YuNet model not found at {YUNET} (shared test assets)")
@@ -36,7 +49,7 @@ TWO_FACES = (("surprise", 170, (60, 120)), ("sadness", 190, (390, 90)))
 
 def in_tiles(found, placements) -> bool:
     """One detection inside each pasted face tile, and no other."""
-    inside = lambda d, side, px, py: (px <= d.box[0] and py <= d.box[1] and d.box[0] + d.box[2] <= px + side  # noqa: E731
+    inside = lambda d, side, px, py: (px <= d.box[0] and py <= d.box[1] and d.box[0] + d.box[2] <= px + side
                                       and d.box[1] + d.box[3] <= py + side)
     return len(found) == len(placements) and all(sum(inside(d, s, *at) for d in found) == 1 for _, s, at in placements)
 
@@ -44,14 +57,14 @@ def in_tiles(found, placements) -> bool:
 @functools.lru_cache
 def detected_seed(detector: str, placements=TWO_FACES, tries: int = 40) -> int:
     """The first seed whose drawn scene the detector reads right. YuNet and Haar find most of the
-    cartoon faces but not all, and which ones changes whenever fer_hf.synthetic draws differently,
+    cartoon faces but not all, and which ones changes whenever fer_hf.data.synthetic draws differently,
     so tests pick their scene by this search instead of hard-coding a seed."""
     found = YuNetDetector() if detector == "yunet" else HaarDetector()  # YuNet: the copy shipped in fer_hf
     for seed in range(tries):
         if in_tiles(found.detect(scene(placements, seed)), placements):
             return seed
     pytest.fail(f"{detector} finds the faces in none of {tries} drawn scenes: "
-                "fer_hf.synthetic's faces no longer look like faces to it")
+                "fer_hf.data.synthetic's faces no longer look like faces to it")
 
 
 def detectable_scene(detector: str, placements=TWO_FACES) -> Image.Image:
@@ -60,11 +73,9 @@ def detectable_scene(detector: str, placements=TWO_FACES) -> Image.Image:
 
 @pytest.fixture
 def online(monkeypatch, tmp_path):
-    """Offline switches off and an empty cache, so the fetch code runs (URLs in tests are local)."""
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("FER_OFFLINE", raising=False)
-    monkeypatch.delenv("FER_YUNET_PATH", raising=False)
-    monkeypatch.setenv("FER_HF_CACHE", str(tmp_path / "cache"))
+    """The offline switch off and an empty cache, so the fetch code runs (URLs in tests are local)."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(faces, "DEFAULT_CACHE", tmp_path / "cache")
     return tmp_path / "cache"
 
 
@@ -114,12 +125,12 @@ def test_yunet_ships_in_the_package_with_its_licence():
     assert "assets/*.onnx" in (ROOT / "setup.cfg").read_text()  # package data: wheels carry it
     import subprocess  # committed, not caught by the *.onnx rule of .gitignore
 
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(BUNDLED_YUNET)], cwd=ROOT).returncode
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(BUNDLED_YUNET)], cwd=ROOT, check=False).returncode
     assert ignored == 1, "fer_hf/assets/*.onnx is git-ignored: add a negation to .gitignore"
 
 
 def test_auto_uses_the_shipped_yunet_offline_with_no_download(monkeypatch, online):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     start = time.monotonic()
     detector = make_detector("auto")
     assert isinstance(detector, YuNetDetector) and detector.path == str(BUNDLED_YUNET)
@@ -138,7 +149,7 @@ def test_auto_falls_back_to_haar_when_yunet_is_missing(monkeypatch, online, capl
 
 
 def test_fetch_is_refused_offline(monkeypatch, online):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(FetchError, match="offline"):
         fetch_yunet()
 
@@ -203,9 +214,6 @@ def test_detection_scale_keeps_small_faces_and_caps_huge_photos():
 def test_local_path_errors_are_clear(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.onnx"):
         yunet_path(tmp_path / "nowhere.onnx")
-    monkeypatch.setenv("FER_YUNET_PATH", str(tmp_path / "from_env.onnx"))
-    with pytest.raises(FileNotFoundError, match="from_env.onnx"):
-        yunet_path()
     junk = tmp_path / "junk.onnx"
     junk.write_text("not a model")
     with pytest.raises(ValueError, match="not a YuNet ONNX model"):
@@ -232,8 +240,6 @@ def test_framing_measured_in_box_widths_and_shifted():
     assert crop_box((100, 100, 50, 60), (640, 480), framing=Framing(scale=1.0, shift_x=-0.2, basis="width")) == (
         90, 105, 140, 155)
     assert crop_face(Image.new("RGB", (640, 480)), Detection((600, 440, 40, 40), 0.9)).size == (46, 45)  # clipped
-    assert framing_of({}) == SERVED_FRAMING  # a model folder that names none gets the served one
-    assert framing_of({"fer_framing": {"scale": 1.5, "shift_x": 0, "shift_y": 0, "basis": "max"}}).scale == 1.5
     with pytest.raises(ValueError, match="basis"):
         Framing(basis="height")
     with pytest.raises(ValueError, match="scale"):

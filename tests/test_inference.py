@@ -7,17 +7,16 @@ import time
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-from fer_hf import explain
-from fer_hf.hub import HubUnreachableError
-from fer_hf.inference import EmotionRecognizer, load_image
-from fer_hf.labels import CLASSES
-from fer_hf.modeling import TEMPERATURE_KEY
-from fer_hf.transforms import BadImageError, FerCollator, FerTransform
-
 from conftest import save_confident_vit
+from PIL import Image
 from test_faces import TWO_FACES, YUNET, detectable_scene, needs_yunet, scene
+
+from fer_hf.data.labels import CLASSES
+from fer_hf.data.transforms import BadImageError, FerCollator, FerTransform
+from fer_hf.inference import explain
+from fer_hf.inference.recognizer import EmotionRecognizer, load_image
+from fer_hf.models.modeling import TEMPERATURE_KEY
+from fer_hf.utils.offline import HubUnreachableError
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from fer_hf.labels import CLASSES, DROP, LABEL2ID, UnknownLabelError, canonical_name, label_mapping, missing_classes
+from fer_hf.data.labels import (
+    CLASSES,
+    DROP,
+    LABEL2ID,
+    UnknownLabelError,
+    canonical_name,
+    label_mapping,
+    missing_classes,
+)
 
 
 def test_canonical_order():

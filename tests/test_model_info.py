@@ -1,12 +1,13 @@
-"""fer_hf.model_info: which trained model is served when none is named, and the facts shown about it."""
+"""fer_hf.inference.model_info: which trained model is served when none is named, and the facts shown about it."""
 
 import json
 import logging
 
 import pytest
 
-from fer_hf import model_info
-from fer_hf.model_info import describe, find_best_model, model_facts, resolve_model
+from fer_hf.inference import model_info
+from fer_hf.inference.model_info import describe, find_best_model, model_facts, resolve_model
+from fer_hf.inference.options import ServeOptions
 
 
 def fake_run(folder, accuracy=None, sources=("ferplus",), weights=True, architecture="vit_tiny_patch16_224"):
@@ -24,43 +25,47 @@ def fake_run(folder, accuracy=None, sources=("ferplus",), weights=True, architec
 
 
 @pytest.fixture
-def outputs(tmp_path, monkeypatch):
-    monkeypatch.delenv("FER_MODEL", raising=False)
-    monkeypatch.setenv("FER_OUTPUTS", str(tmp_path / "outputs"))
+def outputs(tmp_path):
+    """Where the tests' runs go; the library looks there when the entry point passes it (FER_OUTPUTS)."""
     return tmp_path / "outputs"
 
 
 def test_recipe_order_ferplus_then_fer2013_then_quickstart(outputs):
-    assert find_best_model() is None
+    assert find_best_model([str(outputs)]) is None
     fake_run(outputs / "quickstart", 0.92, sources=("synthetic_fer",))
-    assert find_best_model()[0] == str(outputs / "quickstart")
+    assert find_best_model([str(outputs)])[0] == str(outputs / "quickstart")
     fake_run(outputs / "fer2013_cpu", 0.43, sources=("fer2013",))
-    assert find_best_model()[0] == str(outputs / "fer2013_cpu")  # real faces beat a higher synthetic score
+    assert find_best_model([str(outputs)])[0] == str(outputs / "fer2013_cpu")  # real faces beat a higher synthetic score
     fake_run(outputs / "ferplus_teacher_cpu", weights=False)  # still training: checkpoints, no weights yet
-    assert find_best_model()[0] == str(outputs / "fer2013_cpu")
+    assert find_best_model([str(outputs)])[0] == str(outputs / "fer2013_cpu")
     (outputs / "ferplus_teacher_cpu" / "model.safetensors").write_bytes(b"")
-    assert find_best_model()[0] == str(outputs / "ferplus_teacher_cpu")
+    assert find_best_model([str(outputs)])[0] == str(outputs / "ferplus_teacher_cpu")
 
 
 def test_within_ferplus_the_higher_validation_accuracy_wins_student_on_a_tie(outputs):
     fake_run(outputs / "ferplus_teacher_cpu", 0.70, architecture="resnet18")
     fake_run(outputs / "ferplus_vit_tiny_cpu", 0.66)
-    path, why = find_best_model()
+    path, why = find_best_model([str(outputs)])
     assert path == str(outputs / "ferplus_teacher_cpu") and "FER+" in why and "ferplus_vit_tiny_cpu" in why
     (outputs / "ferplus_vit_tiny_cpu" / "all_results.json").write_text(json.dumps({"eval_accuracy": 0.70}))
-    assert find_best_model()[0] == str(outputs / "ferplus_vit_tiny_cpu")
+    assert find_best_model([str(outputs)])[0] == str(outputs / "ferplus_vit_tiny_cpu")
 
 
 def test_resolve_logs_the_choice_and_explains_when_nothing_is_trained(outputs, monkeypatch, caplog):
     with pytest.raises(FileNotFoundError, match="no trained model folder found.*scripts/train.py"):
-        resolve_model(None)
+        resolve_model(None, [str(outputs)])
     fake_run(outputs / "fer2013_cpu", 0.43, sources=("fer2013",))
-    with caplog.at_level(logging.INFO, logger="fer_hf.model_info"):
-        assert resolve_model(None) == str(outputs / "fer2013_cpu")
+    with caplog.at_level(logging.INFO, logger="fer_hf.inference.model_info"):
+        assert resolve_model(None, [str(outputs)]) == str(outputs / "fer2013_cpu")
     assert "fer2013_cpu" in caplog.text and "FER2013 recipe" in caplog.text
     assert resolve_model("elsewhere") == "elsewhere"
-    monkeypatch.setenv("FER_MODEL", "from_env")
-    assert resolve_model(None) == "from_env"
+    env = ServeOptions.from_environ({"FER_MODEL": "from_env", "FER_OUTPUTS": str(outputs)})
+    assert resolve_model(env.model, env.roots) == "from_env"
+    env = ServeOptions.from_environ({"FER_OUTPUTS": str(outputs)})
+    assert env.roots == [str(outputs)] and resolve_model(env.model, env.roots) == str(outputs / "fer2013_cpu")
+    with pytest.raises(ValueError, match="FER_DETECT_MAX_SIDE"):
+        ServeOptions.from_environ({"FER_DETECT_MAX_SIDE": "big"})
+    assert ServeOptions.from_environ({"FER_DETECT_MAX_SIDE": "960"}).detection == {"max_side": 960}
 
 
 def test_facts_come_from_the_folder_and_warn_for_synthetic_only(outputs):

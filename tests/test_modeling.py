@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageClassification, pipeline
 
-from fer_hf.hub import HubUnreachableError
-from fer_hf.labels import CLASSES
-from fer_hf.modeling import ModelArguments, build_model, preprocessing_config
+from fer_hf.data.labels import CLASSES
+from fer_hf.models.modeling import ModelArguments, build_model, preprocessing_config
+from fer_hf.utils.offline import HubUnreachableError
 
-TINY = dict(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}')
+TINY = {"init_from": "none", "image_size": 32, "patch_size": 8, "model_args": '{"depth": 1}'}
 
 
 def test_saved_folder_loads_with_auto_and_pipeline(tmp_path):

@@ -1,4 +1,4 @@
-"""scripts/export_onnx.py and the ONNX backend of EmotionRecognizer (fer_hf/onnx_backend.py), on a tiny ViT."""
+"""scripts/export_onnx.py and the ONNX backend of EmotionRecognizer (fer_hf/inference/onnx_backend.py), on a tiny ViT."""
 
 import shutil
 
@@ -7,13 +7,13 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-import export_onnx  # noqa: E402  (scripts/ is on sys.path through conftest)
+import export_onnx
 
-from fer_hf.inference import EmotionRecognizer  # noqa: E402
-from fer_hf.labels import CLASSES  # noqa: E402
-from fer_hf.modeling import ModelArguments, build_model, write_temperature  # noqa: E402
-from fer_hf.onnx_backend import OnnxClassifier, onnx_file, read_metadata  # noqa: E402
-from fer_hf.synthetic import draw_face  # noqa: E402
+from fer_hf.data.labels import CLASSES
+from fer_hf.data.synthetic import draw_face
+from fer_hf.inference.onnx_backend import OnnxClassifier, onnx_file, read_metadata
+from fer_hf.inference.recognizer import EmotionRecognizer
+from fer_hf.models.modeling import ModelArguments, build_model, write_temperature
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_recognizer_onnx_matches_torch(exported, tta):
 
 
 def test_int8_recognizer_runs(exported):
-    root, result = exported
+    root, _result = exported
     rec = EmotionRecognizer.from_pretrained(str(root / "model.int8.onnx"), detector=None)
     out = rec.recognize_batch(faces(3), detect=False)
     assert len(out) == 3 and all(f[0].emotion in CLASSES for f in out)

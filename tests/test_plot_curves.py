@@ -2,10 +2,9 @@
 
 import json
 
+import plot_curves
 import pytest
 from PIL import Image
-
-import plot_curves
 
 
 def _run(folder, history):

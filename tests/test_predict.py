@@ -2,16 +2,14 @@
 
 import json
 
+import predict  # scripts/ is on sys.path (conftest)
 import pytest
 import torch
 from PIL import Image
-
-from fer_hf.labels import CLASSES
-from fer_hf.modeling import ModelArguments, build_model
-
 from test_faces import TWO_FACES, detectable_scene, scene
 
-import predict  # scripts/ is on sys.path (conftest)
+from fer_hf.data.labels import CLASSES
+from fer_hf.models.modeling import ModelArguments, build_model
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +96,7 @@ def test_without_model_the_best_trained_folder_is_used_and_named(model_dir, phot
     shutil.rmtree(outputs / "quickstart")
     with pytest.raises(FileNotFoundError, match="no trained model folder found"):
         predict.main([str(photos)])
+    # the YuNet file from the environment (the entry point reads FER_YUNET_PATH, the library none)
+    monkeypatch.setenv("FER_YUNET_PATH", str(tmp_path / "from_env.onnx"))
+    with pytest.raises(FileNotFoundError, match="from_env.onnx"):
+        predict.main([str(photos), "--model", str(model_dir), "--detector", "yunet"])

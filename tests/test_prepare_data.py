@@ -12,19 +12,19 @@ import zlib
 from collections import Counter
 
 import numpy as np
+import prepare_data
 import pytest
 import torch
+import train
+from conftest import ROOT, TINY_MODEL, random_image
 from datasets import ClassLabel, Dataset, Features, Value, load_dataset
 from datasets import Image as ImageFeature
 from PIL import Image
 
-import prepare_data
-import train
-from conftest import ROOT, TINY_MODEL, random_image
-from fer_hf.data import DataArguments, build_datasets, harmonise
-from fer_hf.hub import HubUnreachableError
-from fer_hf.labels import CLASSES, UnknownLabelError
-from fer_hf.transforms import FerTransform
+from fer_hf.data.labels import CLASSES, UnknownLabelError
+from fer_hf.data.sources import DataArguments, build_datasets, harmonise
+from fer_hf.data.transforms import FerTransform
+from fer_hf.utils.offline import HubUnreachableError
 
 FER_CANON = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]  # FER2013 ids 0..6
 RAF_CANON = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]  # RAF ids 1..7
@@ -36,7 +36,7 @@ def prepare(fmt, src, out, *extra):
 
 
 def harmonised_counts(folder) -> Counter:
-    """Canonical class counts over train + validation after fer_hf.data.build_datasets."""
+    """Canonical class counts over train + validation after fer_hf.data.sources.build_datasets."""
     dd = build_datasets(DataArguments(datasets=[str(folder)], validation_split=0.2))
     return Counter(CLASSES[i] for split in dd.values() for i in split.with_format(None)["label"])
 
@@ -77,7 +77,7 @@ def test_fer2013_converts_reloads_and_maps_by_name(tmp_path):
     assert dd["train"]["label"] == train_ids and dd["test"][0]["image"].size == (48, 48)
     assert dd["test"][0]["image"].mode == "L"
     assert harmonised_counts(out) == expected(FER_CANON, train_ids + list(range(7)))  # e.g. id 6 -> neutral
-    rejected = list(csv.DictReader(open(out / "rejected.csv")))
+    rejected = list(csv.DictReader(open(out / "rejected.csv")))  # noqa: SIM115
     assert rejected[0]["file"] == f"row {len(rows) - 1}" and "pixel row" in rejected[0]["reason"]
     card = (out / "README.md").read_text()
     assert "class_label" in card and "| train | 28 |" in card and "**1**" in card
@@ -209,7 +209,7 @@ def test_bad_files_rejected_odd_ones_converted_and_kept(tmp_path):
     (tmp_path / "faces" / "happy" / ".DS_Store").write_bytes(b"\0")
     out = tmp_path / "out"
     report = prepare("imagefolder", tmp_path / "faces", out)
-    rejected = {row["file"].split("/")[-1]: row["reason"] for row in csv.DictReader(open(out / "rejected.csv"))}
+    rejected = {row["file"].split("/")[-1]: row["reason"] for row in csv.DictReader(open(out / "rejected.csv"))}  # noqa: SIM115
     assert set(rejected) == {k for k, kept in kinds.items() if not kept}
     assert "DecompressionBomb" in rejected["bomb.png"] and "too small" in rejected["tiny.png"]
     assert report["rejected"] == 5 and report["converted"] == 4 and "**5**" in (out / "README.md").read_text()

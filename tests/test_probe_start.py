@@ -1,4 +1,4 @@
-"""scripts/probe_start.py: one loss (and accuracy) per rate and patch size, from the same batches."""
+"""benchmarks/probe_start.py: one loss (and accuracy) per rate and patch size, from the same batches."""
 
 import math
 

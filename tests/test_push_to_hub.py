@@ -1,4 +1,4 @@
-"""scripts/push_to_hub.py, fer_hf/model_card.py and the hub helpers: what is staged, that it loads in transformers
+"""scripts/push_to_hub.py, fer_hf/hub/model_card.py and the hub helpers: what is staged, that it loads in transformers
 and timm with the same predictions, that the card's numbers are the measured ones, and that uploads fail fast
 and clearly offline (no token, no Hub) without leaking a token or touching the staged folder."""
 
@@ -9,20 +9,22 @@ import tempfile
 import time
 
 import numpy as np
+import push_to_hub
 import pytest
 import timm
 import torch
+import train
+from conftest import ROOT, TINY_MODEL
 from huggingface_hub import ModelCard
 from PIL import Image
 from transformers import AutoModelForImageClassification, pipeline
 
-import push_to_hub
-import train
-from conftest import ROOT, TINY_MODEL
-from fer_hf import hub, model_card
-from fer_hf.hub import HubUnreachableError, MissingTokenError
-from fer_hf.labels import CLASSES
-from fer_hf.modeling import TEMPERATURE_KEY, read_temperature
+from fer_hf.data.labels import CLASSES
+from fer_hf.hub import model_card, publish
+from fer_hf.hub.staging import MissingTokenError
+from fer_hf.models.modeling import TEMPERATURE_KEY, read_temperature
+from fer_hf.utils import offline
+from fer_hf.utils.offline import HubUnreachableError
 
 torch.set_num_threads(1)
 FAKE_TOKEN = "hf_fakeTokenForTestsOnly0123456789abcdefXYZ"
@@ -185,7 +187,7 @@ def test_upload_offline_fails_fast_and_leaves_the_stage_alone(run, tmp_path):
 
 
 def test_no_token_is_a_clear_error_before_uploading(run, tmp_path, monkeypatch):
-    monkeypatch.setattr(hub, "hub_problem", lambda timeout=3.0: None)  # pretend the Hub is reachable
+    monkeypatch.setattr(offline, "hub_problem", lambda timeout=3.0: None)  # pretend the Hub is reachable
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "none"))
@@ -209,11 +211,11 @@ def test_upload_is_one_commit_of_the_staged_folder(run, monkeypatch):
             calls.append(("create_branch", repo_id, branch, exist_ok))
 
         def upload_folder(self, repo_id, folder_path, revision=None, commit_message=None, delete_patterns=None):
-            calls.append(("upload_folder", repo_id, sorted(push_to_hub.staged_files(folder_path)), revision))
+            calls.append(("upload_folder", repo_id, sorted(publish.staged_files(folder_path)), revision))
             calls.append(("delete", delete_patterns))
             return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc"})()
 
-    monkeypatch.setattr(hub, "hub_problem", lambda timeout=3.0: None)
+    monkeypatch.setattr(offline, "hub_problem", lambda timeout=3.0: None)
     monkeypatch.setattr("huggingface_hub.HfApi", RecordingApi)
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     result = push_to_hub.main(["--model", str(run["model"]), "--repo_id", REPO, "--eval_dir", str(run["eval"]),
@@ -273,7 +275,7 @@ def test_training_with_push_to_hub_refuses_to_start_offline(tmp_path, monkeypatc
     with pytest.raises(HubUnreachableError, match="push_to_hub.*scripts/push_to_hub.py"):
         train.main(argv)
     assert time.monotonic() - start < 10 and not (tmp_path / "model.safetensors").exists()
-    monkeypatch.setattr(hub, "hub_problem", lambda timeout=3.0: None)  # Hub reachable, but no token
+    monkeypatch.setattr(offline, "hub_problem", lambda timeout=3.0: None)  # Hub reachable, but no token
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
     monkeypatch.setattr("huggingface_hub.constants.HF_TOKEN_PATH", str(tmp_path / "none"))

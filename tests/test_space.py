@@ -13,13 +13,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 
-from fer_hf.inference import EmotionRecognizer
-from fer_hf.labels import CLASSES
-from fer_hf.modeling import ModelArguments, build_model
-
-from conftest import ROOT
+from fer_hf.data.labels import CLASSES
+from fer_hf.inference.recognizer import EmotionRecognizer
+from fer_hf.models.modeling import ModelArguments, build_model
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -174,7 +173,7 @@ def test_page_shows_boxes_and_the_label_in_chromium(space, client, tmp_path):
 
 def test_labels_stay_inside_the_photo_and_show_doubt():
     """The label of a face at the right (or top) edge is moved in, never cut off; an unsure face names its runner-up."""
-    from fer_hf.inference import Face
+    from fer_hf.inference.recognizer import Face
 
     app = load_app()
     assert app.label_origin((600, 100, 40, 40), (120, 20), (640, 480)) == (520, 80)  # right edge: moved left

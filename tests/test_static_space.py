@@ -16,13 +16,14 @@ from PIL import Image
 
 pytest.importorskip("onnxruntime")
 
-import benchmark_static_space as bench  # noqa: E402  (scripts/ is on sys.path through conftest)
-import build_static_space  # noqa: E402
-import predict  # noqa: E402
+import benchmark_static_space as bench
+import build_static_space
+import predict
 
-from fer_hf.hub import HubUnreachableError  # noqa: E402
-from fer_hf.labels import CLASSES  # noqa: E402
-from fer_hf.modeling import ModelArguments, build_model, write_temperature  # noqa: E402
+from fer_hf.data.labels import CLASSES
+from fer_hf.export import static_site, yunet_program
+from fer_hf.models.modeling import ModelArguments, build_model, write_temperature
+from fer_hf.utils.offline import HubUnreachableError
 
 TOLERANCE = 0.02  # the issue's parity bound, for scores and (relative to the face's size) for boxes
 needs_chromium = pytest.mark.skipif(not os.path.exists(bench.CHROMIUM),
@@ -60,7 +61,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    """Generated photos: drawn faces on a plain room (fer_hf/synthetic.py), sizes that are shrunk for detection
+    """Generated photos: drawn faces on a plain room (fer_hf/data/synthetic.py), sizes that are shrunk for detection
     by non-integer factors, JPEGs (one with an EXIF rotation), the astronaut photo from scikit-image when it is
     installed, an empty scene, a non-image."""
     folder = tmp_path_factory.mktemp("photos")
@@ -123,14 +124,14 @@ def test_site_files_card_and_size(site):
 
 def test_cnn_model_gets_a_warning(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"architecture": "resnet18", "model_args": {"drop_rate": 0.0}}))
-    assert "resnet18 is a CNN" in build_static_space.cnn_warning(str(tmp_path))
+    assert "resnet18 is a CNN" in static_site.cnn_warning(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"architecture": "vit_tiny_r_s16_p8_224", "model_args": {"img_size": 48}}))
-    assert build_static_space.cnn_warning(str(tmp_path)) is None
+    assert static_site.cnn_warning(str(tmp_path)) is None
 
 
 def predict_py(root, photo) -> list[dict]:
     """scripts/predict.py on the site's own ONNX file and the YuNet file the site was built from."""
-    yunet = build_static_space.yunet_source()
+    yunet = static_site.yunet_source()
     return predict.main(["--model", str(root / "site" / "model.onnx"), "--detector", "yunet",
                          "--yunet_model", str(yunet), str(photo)])
 
@@ -229,7 +230,7 @@ def test_graphs_vit_c_does_not_cover_are_named(site, tmp_path):
     and says why."""
     import onnx
 
-    from vit_program import write_vit_program
+    from fer_hf.export.vit_program import write_vit_program
 
     root, _ = site
     model = onnx.load(str(root / "site" / "model.onnx"))
@@ -300,7 +301,7 @@ def test_hybrid_vit_stem_on_own_kernels_matches_predict_py(photos, tmp_path):
 @needs_chromium
 def test_a_stem_vit_c_does_not_cover_runs_in_onnxruntime_web(site, photos, tmp_path, monkeypatch):
     """A ViT whose stem the kernels lack: stem.onnx in onnxruntime-web, the blocks and head still in vit.c."""
-    import vit_stem
+    from fer_hf.export import vit_stem
 
     def refuse(*args):
         raise vit_stem.NotOwnStem("a stem vit.c does not have")
@@ -421,7 +422,7 @@ def node_flags(wasm) -> list[str]:
     import subprocess
 
     check = f"process.exit(WebAssembly.validate(require('fs').readFileSync('{wasm}')) ? 0 : 1)"
-    return [] if subprocess.run(["node", "-e", check]).returncode == 0 else ["--experimental-wasm-relaxed-simd"]
+    return [] if subprocess.run(["node", "-e", check], check=False).returncode == 0 else ["--experimental-wasm-relaxed-simd"]
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run static_space/vit.js outside a browser")
@@ -433,7 +434,7 @@ def test_vit_kernels_match_onnxruntime_on_a_224_px_vit(tmp_path):
     import export_onnx
     import onnxruntime as ort
 
-    from vit_program import write_vit_program
+    from fer_hf.export.vit_program import write_vit_program
 
     torch.manual_seed(2)
     model = build_model(ModelArguments(init_from="none", image_size=224, patch_size=16, model_args='{"depth": 2}'))
@@ -484,8 +485,8 @@ def test_pixel_ops_and_yunet_kernels_match_opencv_and_pillow(tmp_path):
 
     import cv2
 
-    yunet = build_static_space.yunet_source()
-    build_static_space.write_yunet_program(yunet, tmp_path)
+    yunet = static_site.yunet_source()
+    yunet_program.write_yunet_program(yunet, tmp_path)
     rng = np.random.default_rng(0)
     cases = [("area", 900, 700, 480, 373, 3), ("area", 960, 720, 480, 360, 3), ("area", 1234, 77, 480, 30, 3),
              ("area", 900, 700, 480, 373, 4), ("area", 960, 720, 480, 360, 4), ("area", 640, 480, 480, 360, 4),
@@ -505,7 +506,7 @@ def test_pixel_ops_and_yunet_kernels_match_opencv_and_pillow(tmp_path):
             expected = yunet_planes(np.ascontiguousarray(small[:, :, ::-1]))
         if kind == "yunet":
             net.setInput(expected[None])
-            names = sorted(build_static_space.YUNET_OUTPUTS)
+            names = sorted(yunet_program.YUNET_OUTPUTS)
             expected = np.concatenate([o.ravel() for o in net.forward(names)]).astype(np.float32)
         elif kind == "crop":
             expected = np.asarray(Image.fromarray(image).crop(box))
@@ -520,7 +521,7 @@ def test_pixel_ops_and_yunet_kernels_match_opencv_and_pillow(tmp_path):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     build = subprocess.run(["bash", str(bench.ROOT / "static_space" / "build_wasm.sh"), str(fresh)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     if build.returncode != 3:  # 3: no clang >= 16 here; else the committed files are what the C files compile to
         assert build.returncode == 0, build.stderr
         for kernels in wasm:

@@ -1,4 +1,4 @@
-"""Tests for the embedded synthetic face data (fer_hf.synthetic)."""
+"""Tests for the embedded synthetic face data (fer_hf.data.synthetic)."""
 
 import itertools
 
@@ -6,16 +6,16 @@ import datasets
 import numpy as np
 import pytest
 
-from fer_hf.synthetic import CANONICAL, SOURCE_NAMES, _render, draw_face, load_synthetic, make_source
+from fer_hf.data.synthetic import CANONICAL, SOURCE_NAMES, _render, draw_face, load_synthetic, make_source
 
 EXPECTED = {
-    "synthetic_fer": dict(size=48, mode="L", splits={"train", "validation"},
-                          names=["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]),
-    "synthetic_raf": dict(size=100, mode="RGB", splits={"train"},
-                          names=["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]),
-    "synthetic_affectnet": dict(size=128, mode="RGB", splits={"train", "validation"},
-                                names=["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger",
-                                       "contempt"]),
+    "synthetic_fer": {"size": 48, "mode": "L", "splits": {"train", "validation"},
+                          "names": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]},
+    "synthetic_raf": {"size": 100, "mode": "RGB", "splits": {"train"},
+                          "names": ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]},
+    "synthetic_affectnet": {"size": 128, "mode": "RGB", "splits": {"train", "validation"},
+                                "names": ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger",
+                                       "contempt"]},
 }
 N = 10  # small n_per_class keeps the suite fast
 
@@ -31,7 +31,7 @@ def _raw_bytes(ds, idx):
 
 
 def test_canonical_order_matches_labels_module():
-    from fer_hf.labels import CLASSES
+    from fer_hf.data.labels import CLASSES
 
     assert CANONICAL == CLASSES
 

@@ -4,13 +4,13 @@ import json
 import time
 
 import pytest
-from transformers import pipeline
-
 import train
 from conftest import ROOT, TINY_MODEL
-from fer_hf.hub import HubUnreachableError
-from fer_hf.labels import CLASSES
-from fer_hf.model_card import build_model_card
+from transformers import pipeline
+
+from fer_hf.data.labels import CLASSES
+from fer_hf.hub.model_card import build_model_card
+from fer_hf.utils.offline import HubUnreachableError
 
 
 def quick_args(data, out, *extra):

@@ -4,11 +4,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from datasets import ClassLabel, Dataset, Features, Value
+from datasets import ClassLabel, Dataset, Features
 
-from fer_hf.metrics import classification_metrics, format_report
-from fer_hf.modeling import ModelArguments, build_model
-from fer_hf.trainer import EpochWeightedSampler, cpu_has_native_bf16, FerTrainer, FerTrainingArguments, class_weights, soft_cross_entropy
+from fer_hf.evaluation.metrics import classification_metrics, format_report
+from fer_hf.models.modeling import ModelArguments, build_model
+from fer_hf.training.precision import decide
+from fer_hf.training.trainer import (
+    EpochWeightedSampler,
+    FerTrainer,
+    FerTrainingArguments,
+    class_weights,
+    soft_cross_entropy,
+)
+from fer_hf.utils.device import cpu_has_native_bf16
 
 
 def make_trainer(tmp_path, **kw):
@@ -52,7 +60,7 @@ def test_cutmix_only_in_training(tmp_path):
     assert not torch.equal(mixed, x) and (targets.max(1).values < 1).all()  # boxes pasted, labels softened
     model.eval()
     with torch.no_grad():
-        loss, out = trainer.compute_loss(model, {"pixel_values": x, "labels": y}, return_outputs=True)
+        loss, _out = trainer.compute_loss(model, {"pixel_values": x, "labels": y}, return_outputs=True)
         assert torch.allclose(loss, F.cross_entropy(model(pixel_values=x).logits, y))
     assert model.config.problem_type in (None, "single_label_classification")
 
@@ -99,6 +107,19 @@ def test_fp16_on_cpu_is_never_silent(tmp_path, caplog):
         assert not args.bf16 and args.precision == "fp32 on cpu" and "fp32" in caplog.text
 
 
+def test_precision_policy_is_a_pure_decision_with_its_reasons():
+    cpu = {"cuda": False, "accelerator": False}
+    d = decide(fp16=True, bf16=False, use_cpu=False, processes=1, native_bf16=True, **cpu)
+    assert (d.asked, d.fp16, d.bf16, d.use_cpu) == ("fp16", False, True, True) and "does nothing" in d.notes[0]
+    d = decide(fp16=True, bf16=False, use_cpu=False, processes=1, native_bf16=False, **cpu)
+    assert not d.bf16 and not d.use_cpu and "fp32" in d.notes[0]
+    d = decide(fp16=False, bf16=False, use_cpu=False, processes=2, native_bf16=False, **cpu)
+    assert d.use_cpu and "gloo" in d.notes[0]  # two processes, no GPU: joined on the CPUs, not training alone
+    gpu = decide(fp16=True, bf16=False, use_cpu=False, processes=2, cuda=True, accelerator=True, native_bf16=False)
+    assert gpu.fp16 and not gpu.use_cpu and not gpu.notes
+    assert decide(False, True, False, 1, False, False, False).notes[0].startswith("bf16 on a CPU without native")
+
+
 def test_metrics_and_report():
     m = classification_metrics([0, 0, 1, 2, 6], [0, 1, 1, 2, 6])
     assert m["accuracy"] == 0.8 and m["support_anger"] == 2 and m["recall_anger"] == 0.5
@@ -108,7 +129,7 @@ def test_metrics_and_report():
     assert "macro avg" in report and "weighted avg" in report and "surprise" in report
 
 
-def test_vote_targets_are_smoothed_and_cutmixed_like_labels(tmp_path):
+def test_vote_targets_are_smoothed_and_cutmixed_like_labels(tmp_path, monkeypatch):
     trainer = make_trainer(tmp_path, cutmix_prob=0.0, label_smoothing_factor=0.1)
     y = torch.tensor([0, 1, 2, 3])
     votes = torch.tensor([[0.5, 0.5, 0, 0, 0, 0, 0]] * 4)
@@ -120,7 +141,12 @@ def test_vote_targets_are_smoothed_and_cutmixed_like_labels(tmp_path):
     mixed, targets = mixing.training_targets(x.clone(), y, F.one_hot(y, 7).float())
     np.random.seed(0)
     np.random.random()  # the draw that decided to mix
-    reference_x, reference = mixing.cutmix(x.clone(), y)  # timm's own Mixup on the same box
+    # timm's own Mixup (cutmix only) on the same box; its own "mix or not" draw is stubbed: ours decided already
+    from timm.data import Mixup
+
+    monkeypatch.setattr(np.random, "rand", lambda: 0.0)
+    timm_cutmix = Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, prob=1.0, switch_prob=0.0, label_smoothing=0.0, num_classes=7)
+    reference_x, reference = timm_cutmix(x.clone(), y)
     assert torch.equal(mixed, reference_x) and torch.allclose(targets, reference)
 
 
@@ -134,7 +160,7 @@ def _teacher_folder(tmp_path):
 
 
 def test_teacher_is_frozen_and_sees_the_students_batch_in_its_own_preprocessing(tmp_path):
-    from fer_hf.distill import teacher_record
+    from fer_hf.training.distill import teacher_record
 
     trainer = make_trainer(tmp_path, teacher_model=str(_teacher_folder(tmp_path)), distillation_alpha=1.0)
     teacher = trainer.teacher
@@ -179,7 +205,7 @@ def test_teacher_cache_answers_a_repeated_view_as_the_teacher_would(tmp_path):
 
 
 def test_math_attention_matches_the_fused_kernel():
-    from fer_hf.trainer import use_math_attention
+    from fer_hf.training.trainer import use_math_attention
 
     model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 2}')).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -190,7 +216,7 @@ def test_math_attention_matches_the_fused_kernel():
 
 
 def test_distillation_losses():
-    from fer_hf.distill import distillation_loss
+    from fer_hf.training.distill import distillation_loss
 
     s, t = torch.randn(5, 7), torch.randn(5, 7)
     base = torch.tensor(2.0)
@@ -220,7 +246,7 @@ def test_distillation_token_head_learns_the_teacher(tmp_path):
     trainer = FerTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"label": [0, 1]}))
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     model.train()
-    cls_logits, dist_logits = model(pixel_values=x).logits
+    _cls_logits, _dist_logits = model(pixel_values=x).logits
     loss = trainer.compute_loss(model, {"pixel_values": x, "labels": y})
     loss.backward()  # alpha 1: only the distillation head (and the shared trunk) gets a gradient
     head, head_dist = model.timm_model.head.weight.grad, model.timm_model.head_dist.weight.grad

@@ -1,0 +1,92 @@
+"""Trainer add-ons for evaluation: the confusion matrix in TensorBoard, per-source results.
+
+- `ConfusionMatrixCallback(trainer)` draws the eval confusion matrix at every evaluation and logs it
+  as an image to TensorBoard, through the writer of the trainer's own `TensorBoardCallback` when it
+  has one (same run folder as the scalars), else through its own writer in `output_dir/runs/...`.
+  The labels and predictions come from the evaluation that just ran (it wraps `compute_metrics`),
+  so nothing is predicted twice. Main process only.
+- `per_source_eval_metrics(trainer)` scores the trained model on each source of its eval dataset,
+  as flat `eval_<source>_<metric>` entries for `all_results.json`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from transformers import TrainerCallback
+
+from ..evaluation.metrics import confusion
+from ..evaluation.scoring import figure_to_array, per_source_metrics, plot_confusion_matrix, predict_logits, softmax
+
+PER_SOURCE_KEYS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "ece", "nll", "n_images")
+
+
+class ConfusionMatrixCallback(TrainerCallback):
+    """Logs `<prefix>/confusion_matrix` (row-normalised, with counts) to TensorBoard per evaluation."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.labels = self.preds = None
+        self._own_writer = self._own_dir = None
+        inner = trainer.compute_metrics
+
+        def capture(eval_pred):  # the Trainer calls this with the gathered eval predictions
+            logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+            self.labels, self.preds = np.asarray(eval_pred.label_ids), np.argmax(logits, axis=-1)
+            return inner(eval_pred) if inner is not None else {}
+
+        trainer.compute_metrics = capture
+
+    def _writer(self, args):
+        """The TensorBoardCallback's writer if it has one, else ours (created once, lazily)."""
+        from transformers.integrations import TensorBoardCallback
+
+        for cb in self.trainer.callback_handler.callbacks:
+            if isinstance(cb, TensorBoardCallback) and cb.tb_writer is not None:
+                return cb.tb_writer
+        if self._own_writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+            from transformers.integrations.integration_utils import default_logdir
+
+            # one folder per callback: an evaluate() after training reopens the same run, not a new one
+            self._own_dir = self._own_dir or os.path.join(args.output_dir, default_logdir())
+            self._own_writer = SummaryWriter(log_dir=self._own_dir)
+        return self._own_writer
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if not state.is_world_process_zero or self.labels is None:
+            return
+        # `trainer.evaluate(metric_key_prefix="test")` logs test_* metrics: tag the figure alike
+        prefix = next((k.removesuffix("_loss") for k in (metrics or {}) if k.endswith("_loss")), "eval")
+        fig = plot_confusion_matrix(confusion(self.labels, self.preds), title=f"{prefix}, step {state.global_step}")
+        writer = self._writer(args)
+        writer.add_image(f"{prefix}/confusion_matrix", figure_to_array(fig), state.global_step, dataformats="HWC")
+        writer.flush()
+        self.labels = self.preds = None  # never log a stale matrix for an evaluation without labels
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._own_writer is not None:
+            self._own_writer.close()
+            self._own_writer = None
+
+
+def per_source_eval_metrics(trainer, dataset=None, prefix: str = "eval") -> dict:
+    """`{f"{prefix}_{source}_{metric}": value}` for each source of `dataset` (default: the eval set).
+
+    Predicts with `evaluation.predict_logits` on the main process (other processes return `{}`), so
+    unreadable images are skipped without shifting the `source` column against the predictions.
+    """
+    if not trainer.is_world_process_zero():
+        return {}
+    dataset = trainer.eval_dataset if dataset is None else dataset
+    if dataset is None or "source" not in dataset.column_names:
+        raise ValueError("per_source_eval_metrics needs an eval dataset with a `source` column "
+                         "(as built by fer_hf.data.sources.build_datasets).")
+    use_bf16 = bool(trainer.args.bf16)
+    pred = predict_logits(trainer.model, dataset, trainer.args.per_device_eval_batch_size, bf16=use_bf16,
+                          desc="per-source eval")
+    raw = dataset.with_format(None)
+    labels, sources = np.asarray(raw["label"])[pred.kept], np.asarray(raw["source"])[pred.kept]
+    per_source = per_source_metrics(labels, softmax(pred.logits), sources)
+    return {f"{prefix}_{source}_{key}": figures[key] for source, figures in per_source.items() for key in PER_SOURCE_KEYS}

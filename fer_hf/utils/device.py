@@ -1,0 +1,23 @@
+"""What hardware this process has: an accelerator, and whether the CPU computes bf16 natively.
+
+Machines of one kind differ here: bf16 is native (fast) only with AVX512-BF16 or AMX, otherwise oneDNN emulates it
+many times slower than fp32, so every precision choice asks `cpu_has_native_bf16` first.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def has_accelerator() -> bool:
+    """Whether torch sees a GPU or another accelerator (CUDA, XPU, MPS, ...)."""
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (oneDNN's own check: AVX512-BF16 / AMX / AVX512 core)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
