@@ -43,6 +43,7 @@ def parse_args(argv):
     p.add_argument("--data_root", default="../shared/data")
     p.add_argument("--output_dir", default=None, help="Default: outputs/ablation_<recipe>_<steps>.")
     p.add_argument("--extra", default="", help="Flags added to every run (quoted), e.g. '--teacher_model none'.")
+    p.add_argument("--results", default=None, help="Also copy the table (JSON) here, e.g. results/ablation_teacher.json.")
     return p.parse_args(argv)
 
 
@@ -91,6 +92,10 @@ def main(argv=None) -> dict:
             json.dump(table, f, indent=2)
         print(f"{name}:\n{format_suite(results)}\n", flush=True)
     print(summary(table))
+    if args.results:
+        os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+        with open(args.results, "w") as f:
+            json.dump(table, f, indent=2)
     return table
 
 
@@ -102,12 +107,17 @@ def read_table(path: str) -> dict:
 
 
 def summary(table: dict) -> str:
-    """A row per variant: accuracy and macro-F1 on each set."""
-    sets = next(iter(table.values()))["results"].keys() if table else []
+    """A row per variant: accuracy and macro-F1 on each set, and the change of accuracy against `base`."""
+    sets = list(next(iter(table.values()))["results"]) if table else []
+    base = table.get("base", {}).get("results")
     head = "| variant | " + " | ".join(f"{s} acc / F1" for s in sets) + " |"
     lines = [head, "|---" + "|---:" * len(sets) + "|"]
     for name, row in table.items():
-        cells = [f"{row['results'][s]['accuracy']:.3f} / {row['results'][s]['macro_f1']:.3f}" for s in sets]
+        cells = []
+        for s in sets:
+            m = row["results"][s]
+            delta = f" ({100 * (m['accuracy'] - base[s]['accuracy']):+.1f})" if base and name != "base" else ""
+            cells.append(f"{m['accuracy']:.3f}{delta} / {m['macro_f1']:.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
