@@ -9,7 +9,7 @@ per (rate, patch size), and prints the mean loss of the last `--window` steps (c
 FER2013 class prior about 1.81), the seconds it took and, with `--eval_images N`, the accuracy on N faces of
 the validation split (FER2013's PublicTest; always predicting "happiness" scores 25%). A ViT that cannot
 leave the class prior within a few hundred steps stays there for epochs, which is what the first FER2013
-recipe (8 px patches) did; README, "Second benchmark: FER2013 from scratch".
+recipe (8 px patches) did; docs/fer2013.md.
 """
 
 from __future__ import annotations

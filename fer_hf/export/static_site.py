@@ -220,5 +220,5 @@ def cnn_warning(model_dir: str) -> str | None:
     if not cfg or "img_size" in cfg.get("model_args", {}):
         return None
     return (f"WARNING: {cfg.get('architecture')} is a CNN: onnxruntime-web runs int8 convolutions slowly (the resnet18 "
-            "teacher: 110-122 ms for a one-face photo against ~50 ms with the ViT student, README); build the site "
+            "teacher: 110-122 ms for a one-face photo against ~50 ms with the ViT student, docs/static_space.md); build the site "
             "from a ViT for the browser and serve the CNN from the Gradio Space")
