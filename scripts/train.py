@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
     counts = class_counts(data)
     logger.info("Images per split, source and class:\n%s", format_class_counts(counts))
     pre = preprocessing_config(model.config)
-    data["train"].set_transform(FerTransform(pre["image_size"], train=True, seed=args.seed, **data_args.augmentation()))
+    train_transform = FerTransform(pre["image_size"], train=True, seed=args.seed, **data_args.augmentation())
+    data["train"].set_transform(train_transform)
     data["validation"].set_transform(FerTransform(pre["image_size"], train=False))
 
     callbacks = []
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     if teacher:  # in config.json, so that the model folder itself says what it was distilled from
         model.config.fer_teacher = teacher
         logger.info("Teacher %s: validation %s", teacher["path"], teacher["validation"] or "not recorded")
-    budget = apply_time_budget(trainer, len(data["train"]), len(data["validation"]), resume)
+    budget = apply_time_budget(trainer, len(data["train"]), len(data["validation"]), resume, train_transform.views)
     if "tensorboard" in args.report_to:  # the eval confusion matrix as an image, next to the scalars
         trainer.add_callback(ConfusionMatrixCallback(trainer))
     if trainer.is_world_process_zero():

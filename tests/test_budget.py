@@ -101,3 +101,27 @@ def test_probe_goes_round_a_training_set_smaller_than_its_steps(tmp_path):
     trainer.compute_loss = lambda m, inputs: seen.append(1) or compute_loss(m, inputs)
     assert measure_step_seconds(trainer) > 0
     assert len(seen) == 16
+
+
+def test_a_cached_teacher_is_planned_epoch_by_epoch_as_the_cache_warms():
+    """cold 1.0 s, warm 0.5 s, two views: epoch e costs 0.5 + 0.5 * 0.5^e a step, so 60 s buy 100 steps, not 60."""
+    assert budget_steps(1, 1.0, 10, 1000, 8, 0, False, warm_seconds=0.5, views=2) == 100
+    assert budget_steps(1, 1.0, 10, 1000, 8, 0, False, warm_seconds=0.5, views=None) == 60  # views never repeat
+    assert budget_steps(1, 1.0, 10, 70, 8, 0, False, warm_seconds=0.5, views=2) == 70  # never more than asked
+    assert budget_steps(1, 1.0, 10, 1000, 8, 0, False, warm_seconds=1.2, views=2) == 60  # warm no cheaper: as cold
+
+
+def test_probe_times_the_same_batches_again_with_the_cache_warm(tmp_path):
+    """warm_pass: the timed batches are stepped a second time, and the teacher answers them from its cache."""
+    from fer_hf.data.transforms import FerTransform
+    from fer_hf.models.modeling import ModelArguments, build_model
+
+    teacher = tmp_path / "teacher"
+    tiny = ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}')
+    build_model(tiny).save_pretrained(teacher)
+    trainer = _tiny_trainer(tmp_path / "run", teacher_model=str(teacher))
+    cold, warm = measure_step_seconds(trainer, steps=2, warmup=1, warm_pass=True)
+    assert cold > 0 and warm > 0
+    assert trainer.teacher_cache.hits >= 2  # the second pass was served from the cache
+    assert FerTransform(32, train=True, rotation=0, color_jitter=0).views == 2  # flips only
+    assert FerTransform(32, train=True).views is None and FerTransform(32, train=False).views == 1

@@ -128,6 +128,15 @@ class FerTransform:
         # occlusion (hands, glasses, hair) as in many FER recipes; fills with zeros
         self.erase = v2.RandomErasing(random_erasing, scale=(0.02, 0.2)) if train and random_erasing else None
 
+    @property
+    def views(self) -> int | None:
+        """How many distinct views of an image this transform makes: 2 with flips only, None (unbounded) otherwise;
+        a teacher cache pays where views repeat (fer_hf/training/budget.py plans with it)."""
+        if self.augment is None:
+            return 1
+        flips_only = len(self.augment.transforms) == 1 and self.erase is None and self.crop_scale >= 1
+        return 2 if flips_only else None
+
     def one(self, value) -> torch.Tensor | None:
         try:
             img = open_image(value)

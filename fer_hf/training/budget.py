@@ -27,24 +27,36 @@ logger = logging.getLogger(__name__)
 EVAL_COST = 0.3
 
 
-def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8) -> float:
+def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8, warm_pass: bool = False):
     """Median wall-clock seconds of one training step (data loading, loss with teacher, backward, clipping, the
     optimizer the run builds) over `steps` batches of the run's own train dataloader, after `warmup` batches.
     Trains a copy of the model; the trainer, its model and every random number generator are left as they were.
 
-    The warm-up is long because a fresh process's first steps are slow (oneDNN builds its kernels, the allocator
-    grows): on 2 AMD EPYC cores with AVX512-BF16 the resnet18 teacher's probe steps 2-7 took 0.39-0.57 s and the
-    next ones 0.32 s, as the run then trained, so 2 warm-up steps sized that run to 11.6 of its 18 epochs.
-    The teacher cache (fer_hf/training/distill.py) is cold here, so a distilled run's figure includes the teacher's forward
-    pass that later epochs mostly skip: the estimate errs on the safe side."""
+    The warm-up is long because a fresh process's first steps are slow (docs/decisions.md, "Budget probe warm-up").
+    The teacher cache (fer_hf/training/distill.py) is cold for these batches; with `warm_pass` the same batches are
+    stepped again (their views repeat, so the teacher answers from the cache) and (cold, warm) is returned: what a
+    step costs in the first epoch and once every view has been scored."""
     states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
     model = copy.deepcopy(trainer.model).train()
-    # The optimizer the Trainer itself will build (fused AdamW by default): the for-loop AdamW took 0.17 s of a
-    # 0.25 s resnet18 step on 2 EPYC cores, and the probe that stepped it sized a 0.25 s run by 0.415 s steps.
+    # The optimizer the Trainer itself will build (fused AdamW by default; docs/decisions.md, "Budget probe").
     optimizer_cls, optimizer_kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
     optimizer = optimizer_cls([p for p in model.parameters() if p.requires_grad], **{**optimizer_kwargs, "lr": 1e-6})
     teacher_seconds, started = trainer.teacher_seconds, trainer.train_started
-    times = []
+
+    def step(inputs) -> float:
+        start = time.perf_counter()
+        # Accelerate's autocast wraps only the prepared model's forward, and this copy is not prepared: without it
+        # the probe timed fp32 steps of a bf16 run (docs/decisions.md, "Budget probe").
+        with trainer.compute_loss_context_manager(), trainer.accelerator.autocast():
+            loss = trainer.compute_loss(model, {k: v.clone() if torch.is_tensor(v) else v for k, v in inputs.items()})
+        loss.backward()
+        if trainer.args.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    times, timed = [], []
     try:
         loader = trainer.get_train_dataloader()
         batches = iter(loader)
@@ -57,17 +69,12 @@ def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8) -> float:
                 inputs = next(batches, None)
                 if inputs is None:
                     break
-            # Accelerate's autocast wraps only the prepared model's forward, and this copy is not prepared:
-            # without it the probe timed fp32 steps of a bf16 run (0.81 s a step timed, 0.50 s trained, measured).
-            with trainer.compute_loss_context_manager(), trainer.accelerator.autocast():
-                loss = trainer.compute_loss(model, inputs)
-            loss.backward()
-            if trainer.args.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.args.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loading = time.perf_counter() - start
+            seconds = loading + step(inputs)
             if i >= warmup:
-                times.append(time.perf_counter() - start)
+                times.append(seconds)
+                timed.append((inputs, loading))
+        warm = [loading + step(inputs) for inputs, loading in timed] if warm_pass else []
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])
@@ -75,7 +82,7 @@ def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8) -> float:
         trainer.teacher_seconds, trainer.train_started = teacher_seconds, started
     if not times:
         raise ValueError("time budget: the training set gave no batch to time")
-    return float(np.median(times))
+    return (float(np.median(times)), float(np.median(warm))) if warm_pass else float(np.median(times))
 
 
 def planned_steps(args, train_images: int) -> tuple[int, int, int]:
@@ -87,12 +94,26 @@ def planned_steps(args, train_images: int) -> tuple[int, int, int]:
 
 
 def budget_steps(budget_minutes: float, step_seconds: float, per_epoch: int, planned: int, batch: int,
-                 eval_images: int, evaluate_every_epoch: bool) -> int:
-    """The most steps, at most `planned`, whose training and evaluations fit `budget_minutes`."""
+                 eval_images: int, evaluate_every_epoch: bool, warm_seconds: float | None = None,
+                 views: int | None = None) -> int:
+    """The most steps, at most `planned`, whose training and evaluations fit `budget_minutes`.
+
+    With a teacher cache and `views` distinct views of each image (2 with flip-only augmentation), a step of epoch e
+    (from 0) misses the cache with probability (1 - 1/views)^e, so it costs warm + (cold - warm) * that: the run is
+    planned epoch by epoch as the cache warms instead of at the first epoch's price."""
     budget = budget_minutes * 60
-    eval_seconds = eval_images * EVAL_COST * step_seconds / batch if evaluate_every_epoch else 0.0
-    per_step = step_seconds + eval_seconds / per_epoch  # an evaluation's cost spread over its epoch's steps
-    return max(1, min(planned, int(budget / per_step)))
+    eval_seconds = eval_images * EVAL_COST * (warm_seconds or step_seconds) / batch if evaluate_every_epoch else 0.0
+    if warm_seconds is None or not views or warm_seconds >= step_seconds:
+        per_step = step_seconds + eval_seconds / per_epoch  # an evaluation's cost spread over its epoch's steps
+        return max(1, min(planned, int(budget / per_step)))
+    steps, epoch = 0, 0
+    while steps < planned:
+        per_step = warm_seconds + (step_seconds - warm_seconds) * (1 - 1 / views) ** epoch + eval_seconds / per_epoch
+        fit = min(per_epoch, planned - steps, int(budget / per_step))
+        steps, budget, epoch = steps + fit, budget - fit * per_step, epoch + 1
+        if fit < per_epoch:
+            break
+    return max(1, steps)
 
 
 def resumed_max_steps(checkpoint: str) -> int | None:
@@ -101,8 +122,10 @@ def resumed_max_steps(checkpoint: str) -> int | None:
     return int(steps) if isinstance(steps, int) else None
 
 
-def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str | None) -> dict | None:
-    """Cap `trainer.args.max_steps` to the time budget; returns what was decided (for train_args.json)."""
+def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str | None,
+                      views: int | None = None) -> dict | None:
+    """Cap `trainer.args.max_steps` to the time budget; returns what was decided (for train_args.json). `views`:
+    distinct views of each training image (FerTransform.views), which with a teacher cache plan the warm steps."""
     args = trainer.args
     minutes = args.time_budget_minutes
     if not minutes:
@@ -113,14 +136,24 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
         if steps:
             args.max_steps = steps
             logger.info("Time budget: resuming with the %d steps the run was sized to", steps)
-            return {**(RunFolder.read(args.output_dir, require_model=False).budget or {}), "minutes": minutes, "max_steps": steps, "planned_steps": planned,
-                    "resumed": True}
-    # every process of a multi-process run must lay out the same schedule: the slowest one's step time counts
-    step_s = float(trainer.accelerator.gather(torch.tensor([measure_step_seconds(trainer)])).max())
+            recorded = RunFolder.read(args.output_dir, require_model=False).budget or {}
+            return {**recorded, "minutes": minutes, "max_steps": steps, "planned_steps": planned, "resumed": True}
+    # a cache pays only where views repeat: flip-only augmentation and no CutMix (which pastes a fresh box each time)
+    cached = trainer.teacher_cache is not None and views and not args.cutmix_prob
+    measured = measure_step_seconds(trainer, warm_pass=bool(cached))
+    cold, warm = measured if cached else (measured, None)
+    # every process of a multi-process run must lay out the same schedule: the slowest one's step times count
+    times = trainer.accelerator.gather(torch.tensor([cold, warm or cold])).view(-1, 2).max(0).values.tolist()
+    step_s, warm = times[0], times[1] if cached else None
     steps = budget_steps(minutes, step_s, per_epoch, planned, batch, eval_images,
-                         getattr(args.eval_strategy, "value", args.eval_strategy) == "epoch")
+                         getattr(args.eval_strategy, "value", args.eval_strategy) == "epoch", warm,
+                         views if cached else None)
     decision = {"minutes": minutes, "step_seconds": round(step_s, 4), "max_steps": steps, "planned_steps": planned,
                 "epochs": round(steps / per_epoch, 2)}
+    if cached:
+        decision.update(warm_step_seconds=round(warm, 4), views=views)
+        logger.info("Time budget: %.3f s a step with a cold teacher cache, %.3f s once warm (%d views an image)",
+                    step_s, warm, views)
     if steps < planned:
         args.max_steps = steps
         logger.warning("Time budget %g min: %.3f s a step on this machine, so %d of the recipe's %d steps "
