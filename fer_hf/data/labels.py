@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import numpy as np
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
+# FER+'s ten annotator counts, in its votes file's column order (and the `votes` column of a FER+ folder)
+FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 ID2LABEL = dict(enumerate(CLASSES))
 LABEL2ID = {name: i for i, name in enumerate(CLASSES)}
 DROP = -1  # canonical id of a label we deliberately leave out

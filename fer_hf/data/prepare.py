@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .labels import CLASSES, canonical_name, label_mapping
+from .labels import CLASSES, FERPLUS_VOTES, canonical_name, label_mapping
 from .transforms import BadImageError
 
 FORMATS = ("fer2013", "ferplus", "rafdb", "affectnet", "imagefolder")
 FER2013_NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 FER2013_SPLITS = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 # fer2013new.csv vote columns, in file order; the first seven are the FER+ emotion scheme.
-FERPLUS_VOTES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
 FERPLUS_NAMES = FERPLUS_VOTES[:7]
 RAFDB_NAMES = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]  # file ids 1..7
 # AffectNet ids 0..10; 7 and above are not among the seven (8-10 only occur in the official CSVs).

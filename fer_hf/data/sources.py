@@ -29,10 +29,8 @@ from datasets import (
 )
 
 from ..utils.offline import require_hub
-from .labels import CLASSES, DROP, label_mapping, missing_classes
+from .labels import CLASSES, DROP, FERPLUS_VOTES, label_mapping, missing_classes
 
-# A `votes` column holds the ten FER+ annotator counts in this order (Hub layout and prepare_data.py's).
-FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 SOFT_LABEL = List(Value("float32"), length=len(CLASSES))
 LABEL_MODES = ("majority", "votes")
 

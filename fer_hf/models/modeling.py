@@ -22,6 +22,7 @@ from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
 from ..data.labels import CLASSES, ID2LABEL, LABEL2ID
 from ..utils.offline import require_hub
+from .run_folder import WEIGHT_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 # transformers 5 treats that as a generation setting, drops it on load and refuses to save it.
 TEMPERATURE_KEY = "calibration_temperature"
 DEFAULT_INIT = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+INIT_WEIGHT_FILES = (*WEIGHT_FILES, "open_clip_pytorch_model.bin")  # what a timm checkpoint folder may hold
 
 
 @dataclass
@@ -70,16 +71,16 @@ def _resolve_checkpoint(init_from: str) -> str:
     if path.is_file():
         return str(path)
     if path.is_dir():
-        for name in WEIGHT_FILES:
+        for name in INIT_WEIGHT_FILES:
             if (path / name).is_file():
                 return str(path / name)
-        raise FileNotFoundError(f"init_from={init_from!r} is a folder without any of {WEIGHT_FILES}.")
+        raise FileNotFoundError(f"init_from={init_from!r} is a folder without any of {INIT_WEIGHT_FILES}.")
     repo_id = init_from.removeprefix("hf-hub:")
     if repo_id.count("/") != 1:
         raise FileNotFoundError(f"init_from={init_from!r} is neither a local file/folder nor a Hub id (org/name).")
     from huggingface_hub import try_to_load_from_cache
 
-    for name in WEIGHT_FILES:  # weights already in the local HF cache need no network at all
+    for name in INIT_WEIGHT_FILES:  # weights already in the local HF cache need no network at all
         cached = try_to_load_from_cache(repo_id, name)
         if isinstance(cached, str):
             return cached
