@@ -22,12 +22,12 @@ from transformers import EarlyStoppingCallback, set_seed
 
 from fer_hf.data.sources import DataArguments, build_datasets, class_counts, format_class_counts
 from fer_hf.data.transforms import FerCollator, FerTransform
-from fer_hf.evaluation.metrics import compute_metrics, format_report
+from fer_hf.evaluation.metrics import compute_metrics, text_report
 from fer_hf.evaluation.suite import flat_metrics, format_suite, score_suite, suite_sets
 from fer_hf.inference.pipeline import PipelineConfig
 from fer_hf.models.modeling import ModelArguments, build_model, preprocessing_config
 from fer_hf.training.budget import apply_time_budget
-from fer_hf.training.callbacks import ConfusionMatrixCallback, per_source_eval_metrics
+from fer_hf.training.callbacks import ConfusionMatrixCallback, eval_predictions, per_source_eval_metrics
 from fer_hf.training.distill import teacher_record
 from fer_hf.training.launch import fix_cpu_launch
 from fer_hf.training.preflight import check_hub_first, resume_point
@@ -113,12 +113,14 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.save_metrics("train", train_metrics)
 
     eval_metrics = trainer.evaluate()
-    eval_metrics.update(per_source_eval_metrics(trainer))  # eval_<source>_accuracy, _macro_f1, _ece, ...
+    predictions = eval_predictions(trainer)  # (labels, probabilities, sources) on the main process
+    eval_metrics.update(per_source_eval_metrics(trainer, predictions=predictions))  # eval_<source>_accuracy, ...
     eval_metrics["eval_samples"] = len(data["validation"])
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
     if trainer.is_world_process_zero():
-        print(f"\nValidation ({len(data['validation'])} images, {args.precision}):\n{format_report(eval_metrics, 'eval_')}\n")
+        labels, probs, _ = predictions
+        print(f"\nValidation ({len(data['validation'])} images, {args.precision}):\n{text_report(labels, probs.argmax(1))}")
     if data_args.report_sets and trainer.is_world_process_zero():  # reported, after every choice was made
         suite = score_suite(trainer.model, suite_sets(data_args.report_sets), args.per_device_eval_batch_size)
         print(f"Quality suite (FER+ and other domains; reported, never selected on):\n{format_suite(suite)}\n")

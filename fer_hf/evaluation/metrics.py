@@ -2,13 +2,19 @@
 
 `classification_metrics` returns flat `name: float` entries (what `Trainer.log` accepts) with the
 headline figures (accuracy, macro-F1, weighted-F1, balanced accuracy) and per-class
-precision/recall/F1/support; `format_report` prints them in the seed's table layout.
+precision/recall/F1/support; `text_report` is scikit-learn's per-class table.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
 
 from ..data.labels import CLASSES
 
@@ -44,18 +50,8 @@ def compute_metrics(eval_pred) -> dict[str, float]:
     return classification_metrics(labels, np.argmax(logits, axis=-1))
 
 
-def format_report(metrics: dict, prefix: str = "") -> str:
-    """The seed's per-class table: precision, recall, F1, support, then macro and weighted averages."""
-    get = lambda key: metrics[f"{prefix}{key}"]
-    rows = [(c, get(f"precision_{c}"), get(f"recall_{c}"), get(f"f1_{c}"), get(f"support_{c}")) for c in CLASSES]
-    support = np.array([r[4] for r in rows], dtype=float)
-    present = support > 0
-    cols = np.array([r[1:4] for r in rows], dtype=float)
-    macro = cols[present].mean(axis=0) if present.any() else np.zeros(3)
-    weighted = (cols * support[:, None]).sum(axis=0) / max(support.sum(), 1)
-    lines = [f"{'':>14} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}", ""]
-    lines += [f"{n:>14} {p:9.4f} {r:9.4f} {f:9.4f} {int(s):9d}" for n, p, r, f, s in rows]
-    lines += ["", f"{'accuracy':>14} {'':>9} {'':>9} {get('accuracy'):9.4f} {int(support.sum()):9d}"]
-    lines += [f"{'macro avg':>14} {macro[0]:9.4f} {macro[1]:9.4f} {macro[2]:9.4f} {int(support.sum()):9d}"]
-    lines += [f"{'weighted avg':>14} {weighted[0]:9.4f} {weighted[1]:9.4f} {weighted[2]:9.4f} {int(support.sum()):9d}"]
-    return "\n".join(lines)
+def text_report(labels, preds) -> str:
+    """scikit-learn's classification report over the seven classes (precision, recall, F1, support, then accuracy and
+    the macro and weighted averages): the seed's per-class table."""
+    return classification_report(np.asarray(labels), np.asarray(preds), labels=LABELS, target_names=list(CLASSES),
+                                 digits=4, zero_division=0)

@@ -20,7 +20,7 @@ from ..data.labels import CLASSES
 from ..data.sources import load_sources, validation_of
 from ..models.run_folder import RunFolder
 from . import scoring as ev
-from .metrics import confusion, format_report
+from .metrics import confusion, text_report
 
 logger = logging.getLogger("fer_hf.evaluate")
 HEADLINE = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "ece", "nll")
@@ -110,6 +110,7 @@ def choose_temperature(args, logits, labels) -> tuple[float, str, dict | None]:
 def block(labels, probs, sources, source_of_skipped) -> dict:
     """Headline + per-class figures, then the same per source (with each source's skipped count)."""
     out = ev.summarise(labels, probs)
+    out["report"] = text_report(labels, probs.argmax(axis=1))  # scikit-learn's per-class table
     out["per_source"] = ev.per_source_metrics(labels, probs, sources)
     for name, figures in out["per_source"].items():
         figures["n_skipped"] = int(np.sum(source_of_skipped == name))
@@ -143,7 +144,7 @@ def write_report(path, metrics: dict) -> None:
     views = [("Single view", m)] + ([("Flip TTA", m["tta_flip"])] if "tta_flip" in m else [])
     for title, b in views:
         lines += [f"## {title}", "", f"ECE ({ev.ECE_BINS} bins) {b['ece']:.4f}, NLL {b['nll']:.4f}", "",
-                  "```", format_report(b), "```", "", "Per source:", "", source_table(b["per_source"]), ""]
+                  "```", b["report"], "```", "", "Per source:", "", source_table(b["per_source"]), ""]
     if c := m.get("calibration"):
         lines += ["## Temperature scaling", "", (f"Fitted on this split (so the 'after' figures are optimistic): "
                   f"T {c['temperature_before']:.4f} -> {c['temperature']:.4f}, NLL {c['nll_before']:.4f} -> "
@@ -224,5 +225,5 @@ def evaluate_split(model, args) -> dict:
     ev.plot_reliability(final, labels, os.path.join(out, "reliability.png"), before=before,
                         title=f"Reliability, T={temperature:.3f}")
     print(f"\n{args.split} ({len(labels)} images, {pred.n_skipped} skipped, {seconds:.1f}s):\n"
-          f"{format_report(metrics.get('tta_flip', metrics))}\nECE {metrics.get('tta_flip', metrics)['ece']:.4f}\n")
+          f"{metrics.get('tta_flip', metrics)['report']}\nECE {metrics.get('tta_flip', metrics)['ece']:.4f}\n")
     return {**metrics, "eval_seconds": seconds}

@@ -71,22 +71,27 @@ class ConfusionMatrixCallback(TrainerCallback):
             self._own_writer = None
 
 
-def per_source_eval_metrics(trainer, dataset=None, prefix: str = "eval") -> dict:
-    """`{f"{prefix}_{source}_{metric}": value}` for each source of `dataset` (default: the eval set).
-
-    Predicts with `evaluation.predict_logits` on the main process (other processes return `{}`), so
-    unreadable images are skipped without shifting the `source` column against the predictions.
-    """
+def eval_predictions(trainer, dataset=None):
+    """(labels, probabilities, sources) of the trained model on `dataset` (default: the eval set), on the main process
+    (None on the others); `evaluation.predict_logits` skips unreadable images without shifting the `source` column."""
     if not trainer.is_world_process_zero():
-        return {}
+        return None
     dataset = trainer.eval_dataset if dataset is None else dataset
     if dataset is None or "source" not in dataset.column_names:
         raise ValueError("per_source_eval_metrics needs an eval dataset with a `source` column "
                          "(as built by fer_hf.data.sources.build_datasets).")
-    use_bf16 = bool(trainer.args.bf16)
-    pred = predict_logits(trainer.model, dataset, trainer.args.per_device_eval_batch_size, bf16=use_bf16,
+    pred = predict_logits(trainer.model, dataset, trainer.args.per_device_eval_batch_size, bf16=bool(trainer.args.bf16),
                           desc="per-source eval")
     raw = dataset.with_format(None)
-    labels, sources = np.asarray(raw["label"])[pred.kept], np.asarray(raw["source"])[pred.kept]
-    per_source = per_source_metrics(labels, softmax(pred.logits), sources)
+    return np.asarray(raw["label"])[pred.kept], softmax(pred.logits), np.asarray(raw["source"])[pred.kept]
+
+
+def per_source_eval_metrics(trainer, dataset=None, prefix: str = "eval", predictions=None) -> dict:
+    """`{f"{prefix}_{source}_{metric}": value}` for each source of `dataset` (default: the eval set), from
+    `predictions` (eval_predictions') when given; other processes than the main one return `{}`."""
+    predictions = predictions if predictions is not None else eval_predictions(trainer, dataset)
+    if predictions is None:
+        return {}
+    labels, probs, sources = predictions
+    per_source = per_source_metrics(labels, probs, sources)
     return {f"{prefix}_{source}_{key}": figures[key] for source, figures in per_source.items() for key in PER_SOURCE_KEYS}
