@@ -405,7 +405,8 @@ def inference(args) -> dict:
     """The serving path (ONNX int8: `EmotionRecognizer.from_pretrained("x.int8.onnx")`, as the Space runs it with
     FER_MODEL=x.int8.onnx) with the targets, and the same network in eager PyTorch beside it."""
     from fer_hf.inference.faces import make_detector
-    from fer_hf.inference.recognizer import EmotionRecognizer, load_model
+    from fer_hf.inference.recognizer import EmotionRecognizer
+    from fer_hf.models.modeling import load_pretrained
 
     yunet = os.path.join(ROOT, "..", "shared", "models", "yunet", "face_detection_yunet_2023mar.onnx")
     if os.path.isfile(yunet):
@@ -418,7 +419,7 @@ def inference(args) -> dict:
 
         rec, args.model_dir, backend = EmotionRecognizer(OnnxClassifier(args.model), detector), args.model, "onnx"
     else:  # default: the network our CPU recipe trains (random weights: the same compute)
-        model = load_model(args.model) if args.model else build_model(model_args(cfg["size"], args.quick, cfg["patch"]))
+        model = load_pretrained(args.model) if args.model else build_model(model_args(cfg["size"], args.quick, cfg["patch"]))
         torch_rec = EmotionRecognizer(model, detector)
         rec, args.model_dir = onnx_int8(model, detector)
         backend = "onnx_int8"

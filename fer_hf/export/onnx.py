@@ -149,10 +149,9 @@ def export_and_check(model_dir: str, output: str, quantize: str | None = None, r
                      tolerance: float = 1e-4) -> dict:
     """Export a saved model folder (`export_files`, its calibrated temperature included) and check every file
     against PyTorch on `num_images` images; the results, with `parity_ok` (fp32 within `tolerance`)."""
-    from ..inference.recognizer import load_model
-    from ..models.modeling import read_temperature
+    from ..models.modeling import load_pretrained, read_temperature
 
-    model = load_model(model_dir).eval()
+    model = load_pretrained(model_dir).eval()
     exporter, paths = export_files(model, output, quantize, read_temperature(model_dir), opset, reduce_range,
                                    per_channel)
     images, labels = sample_images(data, num_images)

@@ -127,11 +127,6 @@ def _check_pixels(source, max_pixels: int) -> None:
         raise BadImageError(f"{width}x{height} pixels is over the limit of {max_pixels / 1e6:g} megapixels")
 
 
-def load_model(model_id_or_dir: str):
-    """A local model folder, a Hub model already in the cache, or (online only) a Hub download."""
-    return load_pretrained(model_id_or_dir)
-
-
 class EmotionRecognizer:
     """Face detector + emotion classifier; thread-safe for serving (no state changes per call).
 
@@ -175,7 +170,7 @@ class EmotionRecognizer:
         The calibrated temperature stored in its config.json, if any, is used. A `.onnx` file (or a folder
         holding model.onnx and no torch weights) runs with onnxruntime instead, on `threads` threads."""
         path = onnx_file(model_id_or_dir)
-        model = OnnxClassifier(path, threads) if path else load_model(model_id_or_dir)
+        model = OnnxClassifier(path, threads) if path else load_pretrained(model_id_or_dir)
         recognizer = cls(model, None, tta=tta, device=device, **kwargs)
         recognizer.pipeline = recognizer.pipeline.with_detector(**(detection or {}))
         recognizer.detector = make_detector(detector, yunet_model, recognizer.pipeline.detector)
