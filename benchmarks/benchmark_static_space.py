@@ -314,18 +314,6 @@ def side_by_side(static: dict, peer: dict, photos) -> dict:
     return rows
 
 
-def cpu_name() -> str:
-    """`lscpu`'s model name (the CPU the figures were measured on)."""
-    import platform
-    import subprocess
-
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def python_reference(site: Path, photos: dict[str, Path], repeats: int) -> dict:
     """The same ONNX file through fer_hf's EmotionRecognizer (onnxruntime and OpenCV, one thread), p50 ms a photo,
     measured in the same run: on a shared machine it says how busy the CPU was."""
@@ -463,6 +451,8 @@ def main(argv: list[str] | None = None) -> dict:
 def write_comparison(args, argv: list[str], result: dict, photos: list[str], versions: dict,
                      load_before: tuple) -> dict:
     """Print the static page beside each face-api page and write `--faceapi_output`."""
+    from fer_hf.utils.device import cpu_name
+
     cores = os.cpu_count()
     load_after = os.getloadavg()
     comparison = {

@@ -2,20 +2,22 @@
 
     python scripts/evaluate.py --model outputs/quickstart --datasets ../shared/data/fer2013 \
         --split validation --output_dir outputs/eval [--tta flip] [--temperature auto]
-    python scripts/evaluate.py --model outputs/ferplus_vit_tiny_cpu --suite ../shared/data --output_dir outputs/suite
+    python scripts/evaluate.py --model outputs/ferplus_vit_tiny_cpu --suite ../shared/data --output_dir outputs/suite \
+        [--record student]
 
 Writes to `output_dir`: metrics.json (headline, per-class and per-source figures, ECE, counts),
 report.md (the per-class table and a per-source table), confusion_matrix.png, reliability.png and
 predictions.csv (one row per evaluated image). `--tta flip` averages the scores of each image and its
 mirror; `--temperature auto` fits temperature scaling on this split and stores it in the model's
 config.json, which inference then applies. `--suite` scores FER+ validation and the cross-domain dev sets in one
-table instead (suite.json). Evaluation is deterministic: two runs give the same files (fer_hf/evaluation/report.py).
+table instead (suite.json); `--record NAME` also stores it in results/models.json. Evaluation is deterministic: two runs give the same files (fer_hf/evaluation/report.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 import torch
@@ -35,6 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="Score the quality suite instead (fer_hf.evaluation.suite: FER+ validation, SFEW and CK+ dev sets under "
                         "DATA_ROOT, default ../shared/data): one table of accuracy, macro-F1 and per-class recall, "
                         "written to output_dir/suite.json.")
+    p.add_argument("--record", default=None, metavar="NAME",
+                   help="With --suite: also store the table as NAME in --results (the repo's measured numbers, which "
+                        "the README's headline table is checked against).")
+    p.add_argument("--results", default="results/models.json", help="The JSON file --record writes into.")
     p.add_argument("--split", default="validation", help="Split to evaluate on (default: validation).")
     p.add_argument("--output_dir", required=True, help="Folder for metrics.json, report.md, figures, predictions.csv.")
     p.add_argument("--tta", choices=["none", "flip"], default="none", help="flip: average image and mirror scores.")
@@ -55,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="For sources without a validation split: evaluate the share of train that train.py "
                         "held out with --seed (e.g. 0.1). Default: such a source is an error.")
     args = p.parse_args(argv)
+    if args.record and not args.suite:
+        p.error("--record stores the quality suite's table: give --suite too.")
+    args.command = "python scripts/evaluate.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     if args.temperature is not None and args.temperature.lower() not in ("auto", "none"):
         try:
             if float(args.temperature) <= 0:

@@ -214,11 +214,23 @@ def make_examples(folder: str | Path, detect=None, tries: int = 30) -> list[str]
     return files
 
 
+REAL_EXAMPLES = Path(__file__).resolve().parent / "examples"  # benchmarks/photos.py write_examples
+
+
+def example_files(facts: dict, folder: str | Path, detect=None) -> list[str]:
+    """Real photos (examples/: scikit-image's public-domain astronaut, alone and composited into a group) for a
+    model trained on real faces; drawn faces for one trained only on drawn faces (the quickstart)."""
+    real = sorted(REAL_EXAMPLES.glob("*.jpg"))
+    if real and not facts.get("synthetic_only"):
+        return [str(p) for p in real]
+    return make_examples(folder, detect)
+
+
 def build_demo(recognizer: EmotionRecognizer, examples_dir: str | Path | None = None, facts: dict | None = None) -> gr.Blocks:
     """The page; `facts` (default: read from the recognizer's model folder) are shown above the result."""
     facts = recognizer_facts(recognizer) if facts is None else facts
     detect = recognizer.detector.detect if recognizer.detector else None
-    examples = make_examples(examples_dir or tempfile.mkdtemp(prefix="fer_space_examples_"), detect)
+    examples = example_files(facts, examples_dir or tempfile.mkdtemp(prefix="fer_space_examples_"), detect)
     with gr.Blocks(title="Facial expression recognition", analytics_enabled=False) as demo:
         gr.Markdown("# Facial expression recognition\nFaces are found with YuNet (or OpenCV's Haar cascade) and "
                     "each one is classified as anger, disgust, fear, happiness, neutral, sadness or surprise.")

@@ -269,3 +269,25 @@ def test_evaluate_suite_writes_one_table_and_refuses_to_fit_on_it(tmp_path, suit
     with pytest.raises(ValueError, match="measure only"):
         evaluate.main(["--model", str(model_dir), "--suite", str(suite_root), "--temperature", "auto",
                               "--output_dir", str(tmp_path / "e2")])
+
+
+def test_evaluate_suite_records_its_table_in_results(tmp_path, suite_root):
+    """--record NAME merges the suite (confusion matrices included) and what the model is into a results file."""
+    model_dir = save_confident_vit(tmp_path / "model", depth=1)
+    results = tmp_path / "results" / "models.json"
+    results.parent.mkdir()
+    results.write_text(json.dumps({"teacher": {"sets": {}}}))  # an entry recorded before stays
+    args = ["--model", str(model_dir), "--suite", str(suite_root), "--output_dir", str(tmp_path / "e"),
+            "--record", "student", "--results", str(results)]
+    out = evaluate.main(args)
+    saved = json.loads(results.read_text())
+    assert set(saved) == {"teacher", "student"}
+    entry = saved["student"]
+    assert entry["sets"]["ckplus_dev"]["accuracy"] == out["sets"]["ckplus_dev"]["accuracy"]
+    cm = np.asarray(entry["sets"]["ckplus_dev"]["confusion"])
+    assert cm.shape == (7, 7) and cm.sum() == 12 and cm[CLASSES.index("neutral")].sum() == 0
+    assert np.trace(cm) / cm.sum() == pytest.approx(entry["sets"]["ckplus_dev"]["accuracy"])
+    assert entry["command"].startswith("python scripts/evaluate.py --model") and entry["cpu"]
+    assert entry["training"]["architecture"] == "vit_tiny_patch16_224"
+    with pytest.raises(SystemExit):  # a single split has no suite table to record
+        evaluate.main(["--model", str(model_dir), "--output_dir", str(tmp_path / "x"), "--record", "student"])

@@ -226,3 +226,11 @@ def test_page_on_a_real_photo_in_chromium(space, client, tmp_path):
     if os.environ.get("FER_SPACE_PHOTO_SCREENSHOT"):  # 128 colours: small enough to commit
         Image.open(tmp_path / "page.png").convert("RGB").quantize(128).save(os.environ["FER_SPACE_PHOTO_SCREENSHOT"],
                                                                          optimize=True)
+
+
+def test_examples_are_real_photos_unless_the_model_saw_only_drawn_faces(tmp_path):
+    app = load_app()
+    real = app.example_files({"synthetic_only": False}, tmp_path / "a")
+    assert [os.path.basename(f) for f in real] == ["astronaut.jpg", "group.jpg"]
+    drawn = app.example_files({"synthetic_only": True}, tmp_path / "b")
+    assert sorted(os.path.basename(f) for f in drawn) == sorted(app.EXAMPLES)

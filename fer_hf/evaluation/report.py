@@ -173,7 +173,37 @@ def evaluate_suite(model, args) -> dict:
     with open(os.path.join(args.output_dir, "suite.json"), "w") as f:
         json.dump(out, f, indent=2)
     print(f"\n{args.model} (tta {args.tta}, temperature {temperature:g}):\n{format_suite(results)}\n")
+    if getattr(args, "record", None):
+        record_results(args.results, args.record, {**out, "command": getattr(args, "command", None),
+                                                   "training": training_facts(args.model) if local else None})
     return out
+
+
+def training_facts(model_dir: str) -> dict:
+    """What a recorded model is: its architecture, data, epochs and minutes actually trained, and where."""
+    run = RunFolder.read(os.path.expanduser(model_dir), require_model=False)
+    epochs = run.state.get("epoch")
+    return {"architecture": run.config.get("architecture"), "image_size": run.model_args.get("image_size"),
+            "sources": run.sources, "epochs": round(epochs, 2) if epochs else None,
+            "steps": run.state.get("global_step"), "train_minutes": round(run.metric("train_runtime") / 60, 1)
+            if run.metric("train_runtime") else None, "precision": run.results.get("precision"),
+            "teacher": (run.teacher or {}).get("path")}
+
+
+def record_results(path: str, name: str, entry: dict) -> None:
+    """Merge `entry` as `name` into the JSON file `path` (e.g. results/models.json): the repo's measured numbers."""
+    from ..utils.device import cpu_name
+
+    existing = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            existing = json.load(f)
+    existing[name] = {**entry, "cpu": cpu_name()}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(existing, f, indent=1)
+        f.write("\n")
+    logger.info("recorded %s in %s", name, path)
 
 
 def evaluate_split(model, args) -> dict:

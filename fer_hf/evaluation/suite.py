@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ..data.labels import CLASSES
-from .metrics import classification_metrics
+from .metrics import classification_metrics, confusion
 from .scoring import predict_logits, softmax
 
 logger = logging.getLogger(__name__)
@@ -55,11 +55,14 @@ def load_set(folder: str, split: str):
 
 
 def set_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
-    """Accuracy, macro-F1 over the classes the set holds, per-class recall and support."""
-    m = classification_metrics(labels, probs.argmax(axis=1))
+    """Accuracy, macro-F1 over the classes the set holds, per-class recall, the confusion matrix (rows: true class,
+    columns: predicted, in `CLASSES` order) and the number of images."""
+    preds = probs.argmax(axis=1)
+    m = classification_metrics(labels, preds)
     keep = ("accuracy", "macro_f1", "balanced_accuracy")
     out = {k: m[k] for k in keep}
     out["recall"] = {c: m[f"recall_{c}"] for c in CLASSES if m[f"support_{c}"]}
+    out["confusion"] = confusion(labels, preds).tolist()
     out["n_images"] = len(labels)
     return out
 

@@ -6,6 +6,10 @@ many times slower than fp32, so every precision choice asks `cpu_has_native_bf16
 
 from __future__ import annotations
 
+import contextlib
+import platform
+import subprocess
+
 import torch
 
 
@@ -21,3 +25,12 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_name() -> str:
+    """`lscpu`'s model name: the CPU a figure was measured on."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
