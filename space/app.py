@@ -4,7 +4,7 @@
     FER_MODEL=outputs/quickstart python space/app.py      # a chosen model
 
 The model comes from FER_MODEL (a local folder, a Hub id, or an ONNX export from scripts/export_onnx.py,
-which serves faster: one face 27 vs 37 ms here with int8); without it, the best trained model folder
+which serves faster on a CPU: docs/decisions.md, "Serving int8 ONNX on a CPU"); without it, the best trained model folder
 under outputs/ (fer_hf.inference.model_info: the FER+ recipe's, then FER2013's, then the quickstart's; logged).
 The page says above the result which model it serves, what it was trained on and its validation
 accuracy, with a warning for a model trained only on synthetic faces. The `predict` API endpoint returns

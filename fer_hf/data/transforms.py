@@ -108,8 +108,8 @@ class FerTransform:
                                  ("random_erasing", random_erasing, 1)):
             if not 0 <= value <= top:
                 raise ValueError(f"{name}={value}: expected a value in [0, {top}].")
-        # Geometry and colour run on the small PIL image (PIL kernels: ~0.1 ms an image at 48 px, ten times
-        # faster than the same v2 ops on a uint8 tensor); erasing needs the tensor.
+        # Geometry and colour run on the small PIL image (docs/decisions.md, "Augmentation on the small image");
+        # erasing needs the tensor.
         steps = [v2.RandomHorizontalFlip()]
         bilinear = v2.InterpolationMode.BILINEAR
         if translate or scale_jitter:  # one affine warp for rotation, shift and zoom: one resampling
@@ -151,8 +151,8 @@ class FerTransform:
         if self.augment is None:
             img = img.resize(size, Image.BICUBIC)
         elif img.width * img.height < self.image_size ** 2:
-            # An upscaled source (FER2013's 48 px trained at 112 or 224): augment the small image, then
-            # resize. Flip, warp and jitter commute with the resize; per image 1.2 vs 3.9 ms at 112 px.
+            # An upscaled source (FER2013's 48 px trained at 64 or 224): augment the small image, then resize;
+            # flip, warp and jitter commute with the resize (docs/decisions.md, "Augmentation on the small image").
             img = self.augment(img).resize(size, Image.BICUBIC)
         else:
             img = self.augment(img.resize(size, Image.BICUBIC))

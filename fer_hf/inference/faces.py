@@ -174,9 +174,9 @@ def _downscale(bgr: np.ndarray, max_side: int, min_scale: float = 0.0,
 class DetectorSettings:
     """How a photo is searched for faces (fer_hf.inference.pipeline.PipelineConfig keeps them with the model).
 
-    `max_side`: the photo is shrunk towards it on its long side (480: a 640x480 frame is detected in 16 ms instead of
-    30 at 960, benchmarks/benchmark.py), but not below the scale that keeps a `min_face`-px face at the size the
-    detector still finds, unless it would stay over `max_detect_side`."""
+    `max_side`: the photo is shrunk towards it on its long side (docs/decisions.md, "Face detection: YuNet at 0.7,
+    photos at 480 px"), but not below the scale that keeps a `min_face`-px face at the size the detector still
+    finds, unless it would stay over `max_detect_side`."""
 
     score_threshold: float = 0.7
     nms_threshold: float = 0.3

@@ -77,8 +77,8 @@ class TeacherCache:
     The key is a hash of the exact pixels the teacher would see (after augmentation and CutMix), so a hit is the
     same answer the teacher would give, whatever the augmentation. It pays where views repeat: with flip-only
     augmentation and no CutMix each face has two views, so from the third epoch on nearly every row is a hit and
-    the teacher's forward pass (~15% of a student step, measured) all but leaves the step. With random geometry
-    or CutMix views rarely repeat and only the hashing (~2 ms a batch of 64 at 48 px) is spent. At most
+    the teacher's forward pass all but leaves the step. With random geometry or CutMix views rarely repeat and only
+    the hashing is spent (docs/decisions.md, "Teacher logits cached per view"). At most
     `max_entries` views are kept (7 floats each), so memory stays bounded on any dataset.
     """
 

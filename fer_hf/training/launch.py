@@ -3,7 +3,7 @@
 Two behaviours of `accelerate launch` (1.x, read from its source and measured here) surprise CPU users:
 
 - Without `--cpu`, it exports `OMP_NUM_THREADS=1` unless the user set it, so a one-process run on a
-  CPU-only machine trains on one core (3.9 s a step instead of 2.4 on 2 cores, first FER2013 recipe with 8 px patches).
+  CPU-only machine trains on one core (docs/decisions.md, "Every core for one training process").
 - With `--cpu --num_processes N` it expects MPI (`--mpirun_hostfile`); without it, it starts ONE process
   that trains alone.
 

@@ -105,11 +105,9 @@ def use_math_attention(model: torch.nn.Module) -> int:
     """Switch timm's attention layers from the fused kernel (`F.scaled_dot_product_attention`) to the explicit
     softmax(QK^T)V; returns how many were switched.
 
-    Why: under bf16 autocast on a CPU the fused kernel's backward dominates a ViT-Tiny step at our short
-    sequences (37 tokens: 33% of the step's CPU time in `_scaled_dot_product_flash_attention_for_cpu_backward`).
-    Measured on an AMD EPYC with AVX512-BF16, 2 threads, R+ViT-Ti at 48 px, batch 64: 0.437 s a step with
-    the explicit path vs 0.563 fused (fp32: 0.722 vs 0.714, a wash). The saved model is unchanged: `fused_attn`
-    is a runtime switch, not part of its config.
+    Why: under bf16 autocast on a CPU the fused kernel's backward dominates a ViT-Tiny step at our short sequences
+    (docs/decisions.md, "Explicit attention under CPU bf16"). The saved model is unchanged: `fused_attn` is a
+    runtime switch, not part of its config.
     """
     n = 0
     for module in model.modules():
