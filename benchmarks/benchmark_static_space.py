@@ -24,8 +24,9 @@ writes the figures side by side, with face-api / static page ratios, to `--facea
 
     python benchmarks/benchmark_static_space.py --site /tmp/site_vit --faceapi --faceapi_detector ssd tiny \
         --repeats 5 --shared
-Photos are generated (drawn faces from fer_hf/data/synthetic.py on a plain background); `--screenshot` saves
-the page with a result, as in the README.
+The photos are real faces with no licence to worry about (benchmarks/photos.py: scikit-image's public-domain
+astronaut, alone and composited into a group of five); `--drawn` uses drawn faces (fer_hf/data/synthetic.py)
+instead. `--screenshot` saves the page with a result.
 """
 
 from __future__ import annotations
@@ -156,6 +157,16 @@ def scene(faces: list[tuple[str, int, tuple[int, int]]], size=(640, 480), seed: 
 ONE_FACE = [("happiness", 220, (210, 110))]
 GROUP = [("surprise", 200, (40, 80)), ("sadness", 190, (370, 60)), ("anger", 180, (700, 100)),
          ("neutral", 150, (250, 360)), ("fear", 150, (560, 380))]
+
+
+def photo_scenes(drawn: bool = False) -> list[tuple[str, object]]:
+    """(name, image) of the two benchmark photos: the public-domain astronaut alone (640x480) and composited into a
+    group of five (960x640, benchmarks/photos.py), or with `drawn` the drawn faces of `scene`."""
+    if drawn:
+        return [("one_face", scene(ONE_FACE)), ("group", scene(GROUP, size=(960, 640), seed=1))]
+    import photos
+
+    return [("one_face", photos.astronaut()), ("group", photos.astronaut_group())]
 
 
 STATIC_KEYS = ("decode_ms", "detect_ms", "shrink_ms", "yunet_ms", "classify_ms", "render_ms", "total_ms")
@@ -367,6 +378,8 @@ def parse_args(argv):
     p.add_argument("--model", default=None, help="model folder or .onnx file to build the site from")
     p.add_argument("--site", default=None, help="the site folder (built here when --model is given)")
     p.add_argument("--fp32", action="store_true")
+    p.add_argument("--drawn", action="store_true", help="drawn faces (fer_hf/data/synthetic.py) instead of the "
+                   "astronaut photos, e.g. for a model trained on the synthetic faces")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--output", default=None, help="JSON file for the figures")
     p.add_argument("--screenshot", default=None, help="PNG of the page with the group photo's result")
@@ -409,7 +422,7 @@ def main(argv: list[str] | None = None) -> dict:
                 faceapi[detector] = Path(tmp) / f"faceapi_{detector}"
                 versions = faceapi_site(node_modules, faceapi[detector], detector)
         photos = {}
-        for name, image in (("one_face", scene(ONE_FACE)), ("group", scene(GROUP, size=(960, 640), seed=1))):
+        for name, image in photo_scenes(args.drawn):
             for fmt, options in (("jpeg", {"quality": 90}), ("png", {})):
                 photos[f"{name}_{fmt}"] = Path(tmp) / f"{name}.{fmt}"
                 image.save(photos[f"{name}_{fmt}"], fmt.upper(), **options)

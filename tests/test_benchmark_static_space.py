@@ -71,4 +71,13 @@ def test_faceapi_site_copies_only_what_the_page_needs(tmp_path, detector):
 
 
 def test_cpu_name_is_a_string():
-    assert isinstance(bench.cpu_name(), str) and bench.cpu_name()
+    from fer_hf.utils.device import cpu_name
+
+    assert isinstance(cpu_name(), str) and cpu_name()
+
+
+def test_benchmark_photos_are_the_astronaut_unless_drawn_faces_are_asked_for():
+    real, drawn = dict(bench.photo_scenes()), dict(bench.photo_scenes(drawn=True))
+    assert real["one_face"].size == drawn["one_face"].size == (640, 480)
+    assert real["group"].size == drawn["group"].size == (960, 640)
+    assert real["one_face"].tobytes() != drawn["one_face"].tobytes()
