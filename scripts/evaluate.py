@@ -23,6 +23,7 @@ import sys
 import torch
 
 from fer_hf.evaluation.report import evaluate_split, evaluate_suite
+from fer_hf.inference.onnx_backend import OnnxClassifier, onnx_file
 from fer_hf.models.modeling import load_pretrained
 from fer_hf.utils.device import cpu_has_native_bf16
 
@@ -31,7 +32,8 @@ logger = logging.getLogger("fer_hf.evaluate")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="A saved model folder (train.py's output_dir) or a Hub id.")
+    p.add_argument("--model", required=True, help="A saved model folder (train.py's output_dir) or a Hub id; with "
+                   "--suite also an ONNX export (scripts/export_onnx.py, e.g. the static page's int8 model).")
     p.add_argument("--datasets", nargs="+", default=["synthetic"], help="Sources, as for train.py.")
     p.add_argument("--suite", nargs="?", const="../shared/data", default=None, metavar="DATA_ROOT",
                    help="Score the quality suite instead (fer_hf.evaluation.suite: FER+ validation, SFEW and CK+ dev sets under "
@@ -79,8 +81,14 @@ def main(argv: list[str] | None = None) -> dict:
     logging.getLogger("fer_hf").setLevel(logging.INFO)
     if args.bf16 and not cpu_has_native_bf16() and not torch.cuda.is_available():
         logger.warning("--bf16 on a CPU without native bf16 is emulated and ~20x slower than fp32 here.")
-    model = load_pretrained(args.model, "--model")  # first: a bad --model fails in seconds, before data loading
-    model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    onnx = onnx_file(args.model)  # an ONNX export (scripts/export_onnx.py) runs on onnxruntime
+    if onnx and not args.suite:
+        raise SystemExit(f"--model {args.model}: an ONNX file is scored with --suite (a single split needs the "
+                         "model folder: calibration writes into its config.json).")
+    if onnx:
+        model = OnnxClassifier(onnx, threads=torch.get_num_threads())
+    else:  # first: a bad --model fails in seconds, before data loading
+        model = load_pretrained(args.model, "--model").to("cuda" if torch.cuda.is_available() else "cpu").eval()
     return evaluate_suite(model, args) if args.suite else evaluate_split(model, args)
 
 

@@ -107,3 +107,17 @@ def test_space_serves_an_onnx_model(exported, tmp_path):
     image, scores, message = app.render(rec, state, attention=True)
     assert image is not None and set(scores) == set(CLASSES)
     assert "ONNX" in message
+
+
+def test_evaluate_scores_an_onnx_export_on_the_suite(exported, suite_root, tmp_path):
+    """evaluate.py --suite takes the ONNX file (the static page's model): fp32 ONNX scores as the folder does."""
+    import evaluate
+
+    root, _ = exported
+    args = ["--suite", str(suite_root), "--batch_size", "8"]
+    folder = evaluate.main(["--model", str(root / "model"), *args, "--temperature", "none", "--output_dir", str(tmp_path / "a")])
+    onnx = evaluate.main(["--model", str(root / "model.onnx"), *args, "--output_dir", str(tmp_path / "b")])
+    for name, m in folder["sets"].items():
+        assert onnx["sets"][name]["confusion"] == m["confusion"], name
+    with pytest.raises(SystemExit, match="--suite"):
+        evaluate.main(["--model", str(root / "model.onnx"), "--datasets", "synthetic", "--output_dir", str(tmp_path / "c")])

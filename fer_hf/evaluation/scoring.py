@@ -39,17 +39,30 @@ class Predictions:
     n_skipped: int
 
 
+def preprocessing_of(model) -> dict:
+    """Image size, mean and std of a PyTorch model (its config) or of an ONNX classifier (its `pipeline`, read from
+    the file's metadata by fer_hf.inference.onnx_backend)."""
+    if isinstance(model, torch.nn.Module):
+        return preprocessing_config(model.config)
+    pipe = model.pipeline
+    return {"image_size": pipe.image_size, "mean": list(pipe.mean), "std": list(pipe.std)}
+
+
 def predict_logits(model, dataset, batch_size: int = 128, tta: str | None = None, bf16: bool = False,
                    desc: str = "evaluating") -> Predictions:
-    """Logits for every readable image of `dataset` (columns `image`, optionally `label`, `source`)."""
+    """Logits for every readable image of `dataset` (columns `image`, optionally `label`, `source`); `model` is a
+    PyTorch image classifier or an ONNX one (`OnnxClassifier`: pixel_values -> logits)."""
     if tta not in (None, "none", "flip"):
         raise ValueError(f"tta={tta!r}: expected None or 'flip'.")
-    pre = preprocessing_config(model.config)
+    pre = preprocessing_of(model)
     transform = FerTransform(pre["image_size"], train=False)
     normalise = FerCollator(pre["mean"], pre["std"], pre["image_size"]).normalise
     raw = dataset.with_format(None)  # drop any transform the caller set; we decode ourselves
-    device = next(model.parameters()).device
-    model.eval()
+    torch_model = isinstance(model, torch.nn.Module)
+    device = next(model.parameters()).device if torch_model else torch.device("cpu")
+    if torch_model:
+        model.eval()
+    run = (lambda x: model(pixel_values=x).logits) if torch_model else model  # an ONNX classifier returns logits
     logits, flips, kept, paths = [], [], [], []
     for start in tqdm(range(0, len(raw), batch_size), desc=desc, unit="batch"):
         images = raw[start:start + batch_size]["image"]
@@ -61,9 +74,9 @@ def predict_logits(model, dataset, batch_size: int = 128, tta: str | None = None
         kept += [start + i for i in good]
         x = normalise(torch.stack([pixels[i] for i in good])).to(device)
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits.append(model(pixel_values=x).logits.float().cpu())
+            logits.append(run(x).float().cpu())
             if tta == "flip":  # dim -1 is width: a horizontal mirror, as faces are left-right symmetric
-                flips.append(model(pixel_values=x.flip(-1)).logits.float().cpu())
+                flips.append(run(x.flip(-1)).float().cpu())
     empty = np.zeros((0, len(CLASSES)), dtype=np.float32)
     stack = lambda parts: torch.cat(parts).numpy() if parts else empty
     return Predictions(stack(logits), stack(flips) if tta == "flip" else None,
