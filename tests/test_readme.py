@@ -1,33 +1,36 @@
 """The README is the front door: short, and its headline table says what results/ measured."""
 
 import json
-import re
 
+import headline
 from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
-SETS = ("ferplus_val", "sfew_dev", "ckplus_dev")  # the headline table's columns, in order
-PEER_ROWS = {"face-api.js": "peer: face-api.js", "fer": "peer: pip `fer`"}
-
-
-def headline_row(label: str) -> list[str]:
-    """The cells after the first of the headline table's row that starts with `label`."""
-    for line in README.splitlines():
-        if line.startswith(f"| {label}"):
-            return [c.strip() for c in line.strip("|").split("|")[1:]]
-    raise AssertionError(f"no headline row for {label!r}")
 
 
 def test_readme_is_short():
     assert len(README.splitlines()) <= 250
 
 
-def test_peer_rows_are_what_results_peers_json_measured():
-    """benchmarks/peers/compare.py writes results/peers.json; the README's peer rows must say the same."""
-    measured = json.loads((ROOT / "results" / "peers.json").read_text())
-    for peer, label in PEER_ROWS.items():
-        cells = headline_row(label)
-        for cell, name in zip(cells, SETS):
-            m = measured[peer][name]
-            want = f"{100 * m['accuracy']:.1f}% / {m['macro_f1']:.3f}"
-            assert re.sub(r"[*‡†]", "", cell) == want, (peer, name, cell, want)
+def test_headline_table_is_what_results_measured():
+    """benchmarks/headline.py renders the table from results/*.json; the README must hold exactly that."""
+    assert headline.readme_table(README) == headline.render(), "run: python benchmarks/headline.py"
+
+
+def test_headline_rows_come_from_the_files(tmp_path):
+    (tmp_path / "peers.json").write_text(json.dumps({"fer": {s: {"accuracy": 0.5, "macro_f1": 0.25} for s in headline.SETS}}))
+    (tmp_path / "models.json").write_text(json.dumps({"student": {
+        "sets": {"ferplus_val": {"accuracy": 0.8123, "macro_f1": 0.7}}, "training": {"epochs": 30.4, "weights_mb": 21.7}}}))
+    (tmp_path / "python_speed.json").write_text(json.dumps({"fer_model_kb": 93.4, "figures": {
+        "group": {"student": {"ms_per_face": 12.34}, "fer": {"ms_per_face": 5.0}}}}))
+    rows = headline.render(tmp_path).splitlines()[2:]
+    assert rows[0] == ("| **student**: R+ViT-Ti from scratch, 48 px, distilled, 30.4 epochs (`ferplus_vit_tiny_cpu`) | "
+                       "81.2% / 0.700 | not measured | not measured | 12.3 (Python) | 22 MB weights |")
+    assert rows[1] == ("| peer: pip `fer` (mini-Xception, FER2013) | 50.0% / 0.250 | 50.0% / 0.250 | 50.0% / 0.250 | "
+                       "5.0 (Python) | 93 kB model |")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{headline.START}\nold\n{headline.END}\n\nrest\n")
+    assert headline.main(["--results", str(tmp_path), "--readme", str(readme), "--check"]) == 1
+    assert headline.main(["--results", str(tmp_path), "--readme", str(readme)]) == 0
+    assert headline.readme_table(readme.read_text()) == headline.render(tmp_path) and readme.read_text().endswith("rest\n")
+    assert headline.main(["--results", str(tmp_path), "--readme", str(readme), "--check"]) == 0

@@ -18,7 +18,7 @@ from datasets import concatenate_datasets
 
 from ..data.labels import CLASSES
 from ..data.sources import load_sources, validation_of
-from ..models.run_folder import RunFolder
+from ..models.run_folder import WEIGHT_FILES, RunFolder
 from . import scoring as ev
 from .metrics import confusion, text_report
 
@@ -174,8 +174,10 @@ def evaluate_suite(model, args) -> dict:
         json.dump(out, f, indent=2)
     print(f"\n{args.model} (tta {args.tta}, temperature {temperature:g}):\n{format_suite(results)}\n")
     if getattr(args, "record", None):
-        record_results(args.results, args.record, {**out, "command": getattr(args, "command", None),
-                                                   "training": training_facts(args.model) if local else None})
+        path = os.path.expanduser(args.model)
+        what = training_facts(path) if local else {"weights_mb": round(os.path.getsize(path) / 1e6, 1)} \
+            if os.path.isfile(path) else None  # an ONNX file: its size
+        record_results(args.results, args.record, {**out, "command": getattr(args, "command", None), "training": what})
     return out
 
 
@@ -183,11 +185,13 @@ def training_facts(model_dir: str) -> dict:
     """What a recorded model is: its architecture, data, epochs and minutes actually trained, and where."""
     run = RunFolder.read(os.path.expanduser(model_dir), require_model=False)
     epochs = run.state.get("epoch")
+    weights = [os.path.join(run.path, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(run.path, w))]
     return {"architecture": run.config.get("architecture"), "image_size": run.model_args.get("image_size"),
             "sources": run.sources, "epochs": round(epochs, 2) if epochs else None,
             "steps": run.state.get("global_step"), "train_minutes": round(run.metric("train_runtime") / 60, 1)
             if run.metric("train_runtime") else None, "precision": run.results.get("precision"),
-            "teacher": (run.teacher or {}).get("path")}
+            "teacher": (run.teacher or {}).get("path"),
+            "weights_mb": round(os.path.getsize(weights[0]) / 1e6, 1) if weights else None}
 
 
 def record_results(path: str, name: str, entry: dict) -> None:
