@@ -56,8 +56,7 @@ def space(tmp_path_factory):
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     threads = torch.get_num_threads(), cv2.getNumThreads()
     app = load_app()  # sets one torch and one OpenCV thread, as the server process should
-    # FER_SPACE_TEST_MODEL: serve a trained folder instead (only for making the README's screenshot, with -k photo)
-    folder = os.environ.get("FER_SPACE_TEST_MODEL") or tiny_model_folder(tmp_path_factory.mktemp("quickstart"))
+    folder = tiny_model_folder(tmp_path_factory.mktemp("quickstart"))
     recognizer = EmotionRecognizer.from_pretrained(folder)  # default detector: the YuNet shipped in fer_hf
     examples = tmp_path_factory.mktemp("examples")
     demo = app.build_demo(recognizer, examples)
@@ -203,8 +202,8 @@ def real_photo(path):
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 def test_page_on_a_real_photo_in_chromium(space, client, tmp_path):
-    """Boxes on every face of a real photo, the model's facts above the result; FER_SPACE_PHOTO_SCREENSHOT=x.png
-    keeps the page picture (the README's: with FER_SPACE_TEST_MODEL=<a trained folder> -k real_photo)."""
+    """Boxes on every face of a real photo, the model's facts above the result (the README's picture of the page
+    with the trained model: benchmarks/make_figures.py --screenshots)."""
     from playwright.sync_api import expect, sync_playwright
 
     _, url, _ = space
@@ -220,12 +219,8 @@ def test_page_on_a_real_photo_in_chromium(space, client, tmp_path):
             page.get_by_role("button", name="Analyse").click()
             expect(page.locator("#message")).to_contain_text("4 faces found", timeout=30_000)
             expect(page.locator("#model-info")).to_contain_text("validation accuracy")
-            page.screenshot(path=str(tmp_path / "page.png"))  # the viewport: model facts, photo, labels, scores
         finally:
             browser.close()
-    if os.environ.get("FER_SPACE_PHOTO_SCREENSHOT"):  # 128 colours: small enough to commit
-        Image.open(tmp_path / "page.png").convert("RGB").quantize(128).save(os.environ["FER_SPACE_PHOTO_SCREENSHOT"],
-                                                                         optimize=True)
 
 
 def test_examples_are_real_photos_unless_the_model_saw_only_drawn_faces(tmp_path):
