@@ -175,8 +175,10 @@ def evaluate_suite(model, args) -> dict:
     print(f"\n{args.model} (tta {args.tta}, temperature {temperature:g}):\n{format_suite(results)}\n")
     if getattr(args, "record", None):
         path = os.path.expanduser(args.model)
-        what = training_facts(path) if local else {"weights_mb": round(os.path.getsize(path) / 1e6, 1)} \
-            if os.path.isfile(path) else None  # an ONNX file: its size
+        if local:
+            what = training_facts(path)
+        else:  # an ONNX file: its size (a Hub id: nothing local to describe)
+            what = {"weights_mb": round(os.path.getsize(path) / 1e6, 1)} if os.path.isfile(path) else None
         record_results(args.results, args.record, {**out, "command": getattr(args, "command", None), "training": what})
     return out
 
