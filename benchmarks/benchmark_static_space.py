@@ -349,11 +349,11 @@ def python_reference(site: Path, photos: dict[str, Path], repeats: int) -> dict:
     return out
 
 
-def save_screenshot(page, path: str, max_bytes: int = 300_000) -> None:
-    """A PNG of the page, palette-quantised if needed to stay under `max_bytes` (for the README)."""
+def save_screenshot(page, path: str, max_bytes: int = 300_000, full_page: bool = True) -> None:
+    """A PNG of the page (or its viewport), palette-quantised if needed to stay under `max_bytes` (for the README)."""
     from PIL import Image
 
-    page.screenshot(path=path, full_page=True)
+    page.screenshot(path=path, full_page=full_page)
     if os.path.getsize(path) > max_bytes:
         Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)
 

@@ -57,17 +57,16 @@ def render(results: Path = RESULTS) -> str:
             continue
         facts = entry.get("training") or {}
         label = label.format(epochs=f"{facts['epochs']:.1f}" if facts.get("epochs") else "?")
-        ms, size = None, None
-        if where == "python":
-            figure = python.get("figures", {}).get(PHOTO, {}).get(key, {})
-            ms = figure.get("ms_per_face")
-            size = f"{python['fer_model_kb']:.0f} kB model" if key == "fer" and python.get("fer_model_kb") else None
-        else:
+        if where == "python":  # photo to scores in Python; the download is the weights (fer: its tflite file)
+            ms = python.get("figures", {}).get(PHOTO, {}).get(key, {}).get("ms_per_face")
+            if key == "fer":
+                size = f"{python['fer_model_kb']:.0f} kB model" if python.get("fer_model_kb") else None
+            else:
+                size = f"{facts['weights_mb']:.0f} MB weights" if facts.get("weights_mb") else None
+        else:  # a page in Chromium; the download is what the page fetched
             who = "faceapi" if key == "face-api.js" else "static_page"
             ms = side.get(f"{PHOTO}_jpeg", {}).get("ms_per_face", {}).get(who)
             size = f"{side['fetched_mb'][who]:.1f} MB page" if "fetched_mb" in side else None
-        if facts.get("weights_mb") and key in models and where == "python":
-            size = f"{facts['weights_mb']:.0f} MB weights"
         speed = f"{ms:.1f} ({'Python' if where == 'python' else 'browser'})" if ms else "not measured"
         lines.append(f"| {label} | " + " | ".join(accuracy_cells(entry["sets"]) + [speed, size or "—"]) + " |")
     return "\n".join(lines)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import socket
 import tempfile
 from pathlib import Path
 
@@ -159,17 +158,12 @@ def plot_speed(comparison: dict, path: Path) -> Path:
     return save(fig, path)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def space_screenshot(model: str, photo: Path, path: Path) -> Path:
     """The Gradio Space serving `model`, after analysing `photo`: the viewport, as a user sees it."""
     import importlib.util
 
     import benchmark_static_space as bench
+    from load_test import free_port
     from playwright.sync_api import expect, sync_playwright
 
     from fer_hf.inference.recognizer import EmotionRecognizer
@@ -191,8 +185,8 @@ def space_screenshot(model: str, photo: Path, path: Path) -> Path:
         page.locator("input[type=file]").first.set_input_files(str(photo))
         page.get_by_role("button", name="Analyse").click()
         expect(page.locator("#message")).to_contain_text("found", timeout=60_000)
-        page.screenshot(path=str(path))
-    return quantise(path)
+        bench.save_screenshot(page, str(path), full_page=False)  # the viewport, as a user sees it
+    return path
 
 
 def static_page_screenshot(site: Path, photo: Path, path: Path) -> Path:
@@ -207,15 +201,7 @@ def static_page_screenshot(site: Path, photo: Path, path: Path) -> Path:
         out = bench.analyse(page, photo)
         if out["error"]:
             raise RuntimeError(f"the static page on {photo}: {out['error']}")
-        page.screenshot(path=str(path), full_page=True)
-    return quantise(path)
-
-
-def quantise(path: Path, colours: int = 128) -> Path:
-    """A palette PNG: small enough to commit."""
-    from PIL import Image
-
-    Image.open(path).convert("RGB").quantize(colours).save(path, optimize=True)
+        bench.save_screenshot(page, str(path))
     return path
 
 

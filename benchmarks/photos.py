@@ -2,7 +2,8 @@
 
 `astronaut()` is scikit-image's public-domain portrait of Eileen Collins (NASA), framed 640x480 with one face;
 `astronaut_group()` composites her head (benchmark_detection's feathered cut-out, each copy lit and mirrored
-differently) five times onto a 960x640 studio backdrop: a group photo whose every face is real. `write_examples(folder)` saves both as JPEGs (space/examples/ holds the committed copies).
+differently) five times onto a 960x640 studio backdrop: a group photo whose every face is real.
+`write_examples(folder)` saves both as JPEGs (space/examples/ holds the committed copies).
 """
 
 from __future__ import annotations
