@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(replace(model_args, init_from="none") if resume else model_args)
     model.config.fer_init_from = model_args.init_from
     # the served pipeline's settings (detection, the crop framed as FER2013's) travel with the model
-    model.config.fer_pipeline = PipelineConfig.from_model_config(model.config).serving_entry()
+    pipeline = replace(PipelineConfig.from_model_config(model.config), grayscale=data_args.grayscale)
+    model.config.fer_pipeline = pipeline.serving_entry()
     data = build_datasets(data_args, seed=args.seed)
     counts = class_counts(data)
     logger.info("Images per split, source and class:\n%s", format_class_counts(counts))
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     trainer = FerTrainer(
         model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"],
-        data_collator=FerCollator(pre["mean"], pre["std"], pre["image_size"]),
+        data_collator=FerCollator(pre["mean"], pre["std"], pre["image_size"], pre["grayscale"]),
         compute_metrics=compute_metrics, callbacks=callbacks,
     )
     teacher = teacher_record(args.teacher_model, trainer.teacher) if trainer.teacher is not None else None

@@ -8,7 +8,8 @@
 //   3. boxes back to the full image, rounded as Python rounds, largest face first (YuNetDetector.detect)
 //   4. the FER-style square crop, framed as the model's training faces, clipped  (faces.crop_box)
 //   5. Pillow's BICUBIC resize (antialiased, fixed-point, two passes)             (FerTransform, train=False)
-//   6. (x - mean*255) / (std*255), all faces in one batch, temperature, softmax   (FerCollator, predict_crops)
+//   6. grey where the model reads grey, (x - mean*255) / (std*255), all faces in one batch, temperature, softmax
+//                                                                                   (FerCollator, predict_crops)
 // Step 5 is in pixels.js (and pixels.c). Nothing here touches the DOM; app.js does. `ort` is onnxruntime-web,
 // passed in; an int8 ViT runs on the page's own kernels instead (vit.js), onnxruntime-web at most for its stem.
 
@@ -82,6 +83,15 @@ export function cropBox(box, width, height, framing) {
   const right = Math.min(width, pyRound(cx + side / 2)), bottom = Math.min(height, pyRound(cy + side / 2));
   if (right - left < 2 || bottom - top < 2) throw new Error(`face box ${box} lies outside the ${width}x${height} image`);
   return [left, top, right, bottom];
+}
+
+// PIL's "L" in integers (transforms.to_grey), in place on interleaved RGB bytes: R = G = B = the grey value
+export function toGrey(rgb) {
+  for (let i = 0; i < rgb.length; i += 3) {
+    const v = (rgb[i] * 19595 + rgb[i + 1] * 38470 + rgb[i + 2] * 7471 + 32768) >>> 16;
+    rgb[i] = rgb[i + 1] = rgb[i + 2] = v;
+  }
+  return rgb;
 }
 
 export function softmax(logits, temperature) {
@@ -182,13 +192,14 @@ export class FerPipeline {
   // Probabilities for the faces ([{image, w, ch, box}]: a box of an RGB/RGBA image of width w) in ONE network call
   // (EmotionRecognizer.predict_crops).
   async classify(crops) {
-    const { image_size: size, mean, std } = this.config;
+    const { image_size: size, mean, std, grayscale } = this.config;
     const plane = size * size, x = new Float32Array(crops.length * 3 * plane);
     // float32 arithmetic step by step, as torch does it (FerCollator.normalise): a 1-ulp difference in a pixel
     // can move a value across a rounding step of the int8 model's input quantisation
     const f = Math.fround, m = mean.map((v) => f(f(v) * 255)), s = std.map((v) => f(f(v) * 255));
     crops.forEach((crop, n) => {
       const pixels = this.resizer.resize(crop.image, crop.w, crop.ch, crop.box, size, size);  // PIL's crop + BICUBIC
+      if (grayscale) toGrey(pixels);
       for (let i = 0; i < plane; i++) {
         for (let c = 0; c < 3; c++) x[(n * 3 + c) * plane + i] = f(pixels[i * 3 + c] - m[c]) / s[c];
       }

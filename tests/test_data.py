@@ -224,3 +224,18 @@ def test_two_folders_of_the_same_name_and_card_do_not_share_a_cache(tmp_path):
         (folder / "README.md").write_text(card)
     assert len(load_spec(str(tmp_path / "a" / "faces"))["faces"]["train"]) == 3
     assert len(load_spec(str(tmp_path / "b" / "faces"))["faces"]["train"]) == 5
+
+
+def test_to_grey_is_pillows_grey_in_integers():
+    """The collator's grey (and fer.js's, the same integers) is byte for byte PIL's "L"; grey pixels stay as they are."""
+    from fer_hf.data.transforms import to_grey
+
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 17, 19, 3), dtype=np.uint8)
+    rgb[1, ..., 1] = rgb[1, ..., 2] = rgb[1, ..., 0]  # an already grey image
+    out = to_grey(torch.from_numpy(rgb).permute(0, 3, 1, 2))
+    for i in range(2):
+        want = np.asarray(PILImage.fromarray(rgb[i]).convert("L"))
+        assert (out[i] == torch.from_numpy(want)).all()
+    assert (out[1, 0] == torch.from_numpy(rgb[1, ..., 0])).all()
+    grey = FerCollator([0.5] * 3, [0.5] * 3, 19, grayscale=True).normalise(torch.from_numpy(rgb).permute(0, 3, 1, 2))
+    assert torch.equal(grey[:, 0], grey[:, 2])

@@ -34,7 +34,8 @@ needs_chromium = pytest.mark.skipif(not os.path.exists(bench.CHROMIUM),
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """(root, build result): a tiny ViT (head scaled up so its scores are far from uniform and any slip in
-    the preprocessing shows), calibrated, with the files a training run leaves, built into a site."""
+    the preprocessing shows), calibrated, reading faces in grey as the FER+ models do (the photos are colour), with
+    the files a training run leaves, built into a site."""
     if shutil.which("npm") is None and not os.environ.get("FER_ORT_DIST"):
         pytest.skip("npm is needed to fetch onnxruntime-web (or set FER_ORT_DIST to its dist/ folder)")
     root = tmp_path_factory.mktemp("static_space")
@@ -42,6 +43,7 @@ def site(tmp_path_factory):
     model = build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}'))
     with torch.no_grad():
         model.timm_model.head.weight.mul_(12)
+    model.config.fer_pipeline = {"grayscale": True}
     model.save_pretrained(root / "model")
     write_temperature(root / "model", 1.3)
     counts = {"train": {"synthetic_fer": {c: 4 for c in CLASSES}}, "validation": {"synthetic_fer": {c: 2 for c in CLASSES}}}
@@ -111,6 +113,7 @@ def test_site_files_card_and_size(site):
     assert not any(p.suffix == ".map" or "jsep" in p.name or "webgpu" in p.name for p in out.rglob("*"))  # CPU build only
     config = json.loads((out / "preprocessing.json").read_text())
     assert config["labels"] == list(CLASSES) and config["image_size"] == 32 and config["calibration_temperature"] == 1.3
+    assert config["grayscale"] is True  # read by fer.js: the page greys each face as predict.py does
     assert config["vit"] == "vit.json"  # an int8 ViT: all of it on the page's own kernels, no onnxruntime-web file
     index = (out / "index.html").read_text()
     assert '<link rel="preload" href="stem.bin"' in index and "ort-wasm-simd-threaded" not in index

@@ -21,8 +21,10 @@ def quick_args(data, out, *extra):
 
 def test_train_writes_model_and_results(tmp_path, parquet_folder):
     out = tmp_path / "run"
-    result = train.main(quick_args(parquet_folder, out, "--max_steps", "6", "--save_steps", "3", "--eval_strategy", "no"))
+    result = train.main(quick_args(parquet_folder, out, "--max_steps", "6", "--save_steps", "3", "--eval_strategy", "no",
+                                   "--grayscale", "true"))
     assert result["epoch"] > 0 and result["train_samples"] == 28
+    assert json.loads((out / "config.json").read_text())["fer_pipeline"]["grayscale"] is True  # served in grey too
     results = json.loads((out / "all_results.json").read_text())
     for key in ["eval_accuracy", "eval_macro_f1", "eval_balanced_accuracy", "eval_f1_disgust", "eval_recall_neutral"]:
         assert key in results

@@ -71,6 +71,12 @@ class DataArguments:
                   "cross-domain dev sets), e.g. ../shared/data: the finished model is scored on each and the figures "
                   "go to all_results.json as suite_<set>_*. Reported only: never used to select or calibrate."},
     )
+    grayscale: bool = field(
+        default=False,
+        metadata={"help": "Read every face in grey, in training and wherever the model is served (it is stored in the "
+                  "model's pipeline settings): for data that is all grey, like FER2013 and FER+, so that colour photos "
+                  "never meet a model that saw no colour."},
+    )
     # Training augmentation (FerTransform). The defaults are the seed project's; fer2013_cpu.yaml turns
     # colour jitter off (grayscale faces) and shift/zoom on.
     rotation: float = field(default=10.0, metadata={"help": "Random rotation range, degrees (+-)."})

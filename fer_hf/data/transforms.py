@@ -177,17 +177,29 @@ class FerTransform:
         return out
 
 
-class FerCollator:
-    """Stacks the good rows of a batch and normalises them; counts and drops the bad ones."""
+def to_grey(x: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW RGB -> the same in grey (R = G = B = PIL's "L": (19595 R + 38470 G + 7471 B + 2^15) >> 16).
 
-    def __init__(self, mean, std, image_size: int):
-        self.image_size = image_size
+    Integer arithmetic, so the static page (fer.js) computes the very same bytes; a grey pixel stays unchanged."""
+    r, g, b = x.to(torch.int32).unbind(1)
+    return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).to(torch.uint8).unsqueeze(1).expand_as(x)
+
+
+class FerCollator:
+    """Stacks the good rows of a batch and normalises them; counts and drops the bad ones. With `grayscale`, every
+    face is read in grey first: a model that learnt from grey faces only never meets colour (docs/decisions.md,
+    "Grey input for models trained on grey faces")."""
+
+    def __init__(self, mean, std, image_size: int, grayscale: bool = False):
+        self.image_size, self.grayscale = image_size, grayscale
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255
         self.skipped = 0
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 NCHW -> float NCHW with the model's mean and std."""
+        """uint8 NCHW -> float NCHW with the model's mean and std (grey first, with `grayscale`)."""
+        if self.grayscale:
+            x = to_grey(x)
         return x.float().sub_(self.mean).div_(self.std)  # in place: no full-size temporaries
 
     def __call__(self, rows: list[dict]) -> dict:

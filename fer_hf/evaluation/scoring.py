@@ -40,12 +40,12 @@ class Predictions:
 
 
 def preprocessing_of(model) -> dict:
-    """Image size, mean and std of a PyTorch model (its config) or of an ONNX classifier (its `pipeline`, read from
+    """Image size, mean, std and grey input of a PyTorch model (its config) or of an ONNX classifier (its `pipeline`, read from
     the file's metadata by fer_hf.inference.onnx_backend)."""
     if isinstance(model, torch.nn.Module):
         return preprocessing_config(model.config)
     pipe = model.pipeline
-    return {"image_size": pipe.image_size, "mean": list(pipe.mean), "std": list(pipe.std)}
+    return {"image_size": pipe.image_size, "mean": list(pipe.mean), "std": list(pipe.std), "grayscale": pipe.grayscale}
 
 
 def predict_logits(model, dataset, batch_size: int = 128, tta: str | None = None, bf16: bool = False,
@@ -56,7 +56,7 @@ def predict_logits(model, dataset, batch_size: int = 128, tta: str | None = None
         raise ValueError(f"tta={tta!r}: expected None or 'flip'.")
     pre = preprocessing_of(model)
     transform = FerTransform(pre["image_size"], train=False)
-    normalise = FerCollator(pre["mean"], pre["std"], pre["image_size"]).normalise
+    normalise = FerCollator(pre["mean"], pre["std"], pre["image_size"], pre["grayscale"]).normalise
     raw = dataset.with_format(None)  # drop any transform the caller set; we decode ourselves
     torch_model = isinstance(model, torch.nn.Module)
     device = next(model.parameters()).device if torch_model else torch.device("cpu")

@@ -1,7 +1,7 @@
 """`PipelineConfig`: every setting of the served pipeline, photo in, emotions out, in one dataclass.
 
 Detection (YuNet's thresholds, the size a photo is detected at), the crop's framing, the classifier's input
-(size, mean, std), its calibration temperature and its labels. It is written once: the model folder's
+(size, mean, std, grey or colour), its calibration temperature and its labels. It is written once: the model folder's
 config.json keeps the serving part under `fer_pipeline` (labels, size, mean, std and temperature are there
 already), an ONNX export carries the whole of it in its metadata, and the static Space's preprocessing.json is
 it plus the page's own settings. `EmotionRecognizer`, the Gradio Space and the static page's build read it from
@@ -26,6 +26,7 @@ class PipelineConfig:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     temperature: float | None = None
+    grayscale: bool = False  # read every face in grey (a model trained on grey faces only: FER2013, FER+)
     framing: Framing = SERVED_FRAMING
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     max_bytes: int = MAX_BYTES
@@ -43,14 +44,14 @@ class PipelineConfig:
 
     def serving_entry(self) -> dict:
         """What config.json keeps under `fer_pipeline`: the settings a model config does not already hold."""
-        return {"framing": asdict(self.framing), "detector": asdict(self.detector)}
+        return {"framing": asdict(self.framing), "detector": asdict(self.detector), "grayscale": self.grayscale}
 
     @classmethod
     def from_dict(cls, d: dict) -> PipelineConfig:
         """From `to_dict`'s JSON (an ONNX export's metadata); framing and detection default where an older
         export has none."""
         return cls(labels=tuple(d["labels"]), image_size=int(d["image_size"]), mean=tuple(d["mean"]),
-                   std=tuple(d["std"]), temperature=d.get(cls.TEMPERATURE_KEY),
+                   std=tuple(d["std"]), temperature=d.get(cls.TEMPERATURE_KEY), grayscale=bool(d.get("grayscale", False)),
                    framing=Framing(**d["framing"]) if d.get("framing") else SERVED_FRAMING,
                    detector=DetectorSettings(**d["detector"]) if d.get("detector") else DetectorSettings(),
                    max_bytes=int(d.get("max_bytes", MAX_BYTES)), max_pixels=int(d.get("max_pixels", MAX_PIXELS)))
@@ -64,6 +65,7 @@ class PipelineConfig:
         return cls(labels=tuple(config.id2label[i] for i in range(config.num_labels)),
                    image_size=int(pre["input_size"][-1]), mean=tuple(pre["mean"]), std=tuple(pre["std"]),
                    temperature=float(temperature) if isinstance(temperature, (int, float)) and temperature > 0 else None,
+                   grayscale=bool(serving.get("grayscale", False)),
                    framing=Framing(**serving["framing"]) if serving.get("framing") else SERVED_FRAMING,
                    detector=DetectorSettings(**serving["detector"]) if serving.get("detector") else DetectorSettings())
 

@@ -159,7 +159,7 @@ class EmotionRecognizer:
         self.detector, self.tta, self.device, self.align = detector, tta, device, align
         size = self.pipeline.image_size
         self.transform = FerTransform(size, train=False)  # the evaluation path, unchanged
-        self.collator = FerCollator(self.pipeline.mean, self.pipeline.std, size)
+        self.collator = FerCollator(self.pipeline.mean, self.pipeline.std, size, self.pipeline.grayscale)
 
     @classmethod
     def from_pretrained(cls, model_id_or_dir, detector: str | None = "auto", tta: str | None = None,

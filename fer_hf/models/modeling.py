@@ -174,9 +174,11 @@ def load_pretrained(model_id_or_dir, what: str = "model"):
 
 
 def preprocessing_config(config) -> dict:
-    """Image size, mean and std the model was trained with, read from its config."""
+    """Image size, mean and std the model was trained with, and whether it reads faces in grey, from its config."""
     cfg = config.pretrained_cfg
-    return {"image_size": int(cfg["input_size"][-1]), "mean": list(cfg["mean"]), "std": list(cfg["std"])}
+    grayscale = bool((getattr(config, "fer_pipeline", None) or {}).get("grayscale", False))
+    return {"image_size": int(cfg["input_size"][-1]), "mean": list(cfg["mean"]), "std": list(cfg["std"]),
+            "grayscale": grayscale}
 
 
 def _config_path(model_id_or_dir) -> str:
