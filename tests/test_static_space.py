@@ -122,6 +122,7 @@ def test_site_files_card_and_size(site):
     assert "cross-origin-embedder-policy: require-corp" in readme  # so that the wasm runtime may use threads
     assert "synthetic_fer" in readme and "accuracy 0.4286, macro-F1 0.3512" in readme  # trained on / measured accuracy
     assert "drawn cartoon faces" in readme and "Nothing is uploaded" in readme
+    assert "turned grey (the model learnt from grey faces only)" in readme
     for name in ("index.html", "app.js", "fer.js", "pixels.js", "yunet.js"):  # no CDN, no outside URL the page could fetch
         assert "https://" not in (out / name).read_text() and "http://" not in (out / name).read_text()
 

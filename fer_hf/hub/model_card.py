@@ -148,7 +148,9 @@ def model_section(run: RunFolder, n_parameters: int | None) -> list[str]:
              "in transformers' `TimmWrapperForImageClassification` (no `trust_remote_code` needed)."),
              f"- **Initialisation** (`fer_init_from`): `{init}` — {_init_description(init)}.",
              (f"- **Input**: a {size}×{size} RGB face crop, {pre.get('interpolation')} resize (no centre crop), "
-             f"normalised with mean {pre.get('mean')} and std {pre.get('std')}.")]
+             + ("turned grey (R = G = B; `fer_pipeline.grayscale`: it learnt from grey faces only), "
+                if (cfg.get("fer_pipeline") or {}).get("grayscale") else "")
+             + f"normalised with mean {pre.get('mean')} and std {pre.get('std')}.")]
     if n_parameters:
         lines.append(f"- **Parameters**: {n_parameters:,} (counted in model.safetensors).")
     t = cfg.get(TEMPERATURE_KEY)

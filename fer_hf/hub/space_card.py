@@ -77,8 +77,9 @@ def write_readme(site: Path, model: str, title: str, config: dict, export: dict,
             (f"2. Each face is cropped as the model's training faces were framed: a square of "
             f"{config['framing']['scale']:g}× the box's {'width' if config['framing']['basis'] == 'width' else 'larger side'}, "
             f"its centre {config['framing']['shift_y']:g} of that below the box's, "
-            f"resized to {config['image_size']}×{config['image_size']} px (Pillow's bicubic, re-implemented in fer.js) "
-            f"and normalised with mean {config['mean']} and std {config['std']}."),
+            f"resized to {config['image_size']}×{config['image_size']} px (Pillow's bicubic, re-implemented in fer.js)"
+            + (", turned grey (the model learnt from grey faces only)" if config.get("grayscale") else "")
+            + f" and normalised with mean {config['mean']} and std {config['std']}."),
             f"3. `model.onnx` ({config['precision']}) gives seven scores per face (softmax"
             + (f", temperature {config['calibration_temperature']:.4f}" if config.get("calibration_temperature") else "")
             + "); all faces of a photo go through it as one batch.",
