@@ -42,8 +42,8 @@ def test_model_folder_carries_the_serving_settings_and_the_recognizer_uses_them(
 
 
 def test_a_grey_model_reads_a_colour_face_as_its_grey_twin_everywhere(tmp_path):
-    """grayscale in the model folder: the recognizer (predict.py, the Space), evaluation and an ONNX export's metadata
-    all read the face in grey, so a colour face and its grey twin score the same; a colour model tells them apart."""
+    """grayscale in the model folder: the recognizer (predict.py, the Space) and evaluation read the face in grey, so a
+    colour face and its grey twin score the same; a colour model tells them apart."""
     import numpy as np
     from datasets import Dataset
     from PIL import Image

@@ -103,9 +103,10 @@ def sample_images(data: str, n: int, seed: int = 0):
     return list(ds["image"]), list(ds["label"])
 
 
-def batches(images, image_size: int, mean, std, size: int = 50):
-    """Normalised pixel_values batches, through the evaluation transform and collator."""
-    transform, collator = FerTransform(image_size, train=False), FerCollator(mean, std, image_size)
+def batches(images, pipeline: PipelineConfig, size: int = 50):
+    """Normalised pixel_values batches, through the evaluation transform and collator (grey where the model reads grey)."""
+    transform = FerTransform(pipeline.image_size, train=False)
+    collator = FerCollator(pipeline.mean, pipeline.std, pipeline.image_size, pipeline.grayscale)
     for i in range(0, len(images), size):
         yield collator.normalise(torch.stack([transform.one(im) for im in images[i:i + size]]))
 
@@ -127,12 +128,11 @@ def evaluate(model, paths: dict, images, labels, pipeline: PipelineConfig) -> di
     runners.update({name: OnnxClassifier(p) for name, p in paths.items()})
     torch.set_num_threads(1)  # the same single thread for every backend: a fair latency comparison
     probs = {name: [] for name in runners}
-    size, mean, std = pipeline.image_size, pipeline.mean, pipeline.std
     with torch.inference_mode():
-        for x in batches(images, size, mean, std):
+        for x in batches(images, pipeline):
             for name, run in runners.items():
                 probs[name].append(run(x).float().softmax(-1).numpy())
-        one = next(batches(images[:1], size, mean, std))
+        one = next(batches(images[:1], pipeline))
         out = {f"{name}_latency_ms": latency_ms(run, one) for name, run in runners.items()}
     probs = {k: np.concatenate(v) for k, v in probs.items()}
     y = np.asarray(labels)
