@@ -310,3 +310,12 @@ def test_two_evaluations_of_one_split_stay_apart(run, tmp_path):
     # the Hub keys results by (task, dataset, split): one value per key in the metadata, both in the text
     assert len(card.data.eval_results) == 2 and {r.dataset_name for r in card.data.eval_results} == {"synthetic"}
     assert "### eval_synth\n" in card.text and "### eval_synth-2\n" in card.text
+
+
+def test_card_of_a_grey_model_says_pipeline_users_must_give_grey_crops(run):
+    """EmotionRecognizer greys faces for a model trained on grey ones; `pipeline()` cannot, so the card says so."""
+    folder = model_card.RunFolder.read(run["model"])
+    assert "grey" not in " ".join(model_card.model_section(folder, None))
+    folder.config["fer_pipeline"] = {**folder.config.get("fer_pipeline", {}), "grayscale": True}
+    text = " ".join(model_card.model_section(folder, None))
+    assert "turned grey" in text and 'convert(\\"L\\")' not in text and '.convert("L")' in text

@@ -142,6 +142,7 @@ def model_section(run: RunFolder, n_parameters: int | None) -> list[str]:
     cfg = run.config
     pre, margs = cfg.get("pretrained_cfg", {}), cfg.get("model_args", {})
     init, size = str(cfg.get("fer_init_from", NOT_RECORDED)), pre.get("input_size", [None])[-1]
+    grey = bool((cfg.get("fer_pipeline") or {}).get("grayscale"))
     labels = cfg.get("label_names") or [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
     lines = ["## Model", "",
              (f"- **Architecture**: timm `{cfg.get('architecture')}`, `model_args` `{json.dumps(margs, sort_keys=True)}`, "
@@ -149,8 +150,10 @@ def model_section(run: RunFolder, n_parameters: int | None) -> list[str]:
              f"- **Initialisation** (`fer_init_from`): `{init}` — {_init_description(init)}.",
              (f"- **Input**: a {size}×{size} RGB face crop, {pre.get('interpolation')} resize (no centre crop), "
              + ("turned grey (R = G = B; `fer_pipeline.grayscale`: it learnt from grey faces only), "
-                if (cfg.get("fer_pipeline") or {}).get("grayscale") else "")
-             + f"normalised with mean {pre.get('mean')} and std {pre.get('std')}.")]
+                if grey else "")
+             + f"normalised with mean {pre.get('mean')} and std {pre.get('std')}."
+             + (" `EmotionRecognizer` does the grey step; `pipeline()` and timm read the pixels as given, so give them "
+                "grey crops (`Image.open(path).convert(\"L\").convert(\"RGB\")`)." if grey else ""))]
     if n_parameters:
         lines.append(f"- **Parameters**: {n_parameters:,} (counted in model.safetensors).")
     t = cfg.get(TEMPERATURE_KEY)
