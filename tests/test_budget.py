@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 from test_train_script import quick_args
 
 from fer_hf.hub.model_card import build_model_card
-from fer_hf.training.budget import budget_steps, measure_step_seconds
+from fer_hf.training import budget
+from fer_hf.training.budget import budget_steps, measure_step_seconds, others_cpu_share
 
 
 def test_budget_steps_counts_training_and_evaluations():
@@ -125,3 +126,16 @@ def test_probe_times_the_same_batches_again_with_the_cache_warm(tmp_path):
     assert trainer.teacher_cache.hits >= 2  # the second pass was served from the cache
     assert FerTransform(32, train=True, rotation=0, color_jitter=0).views == 2  # flips only
     assert FerTransform(32, train=True).views is None and FerTransform(32, train=False).views == 1
+
+
+def test_a_probe_beside_a_busy_process_says_the_run_is_sized_for_a_busy_machine(tmp_path, monkeypatch, caplog):
+    # 10 s of wall time on 2 cores: the machine was busy 12 s, 4 of them this process's own
+    assert others_cpu_share((0.0, 0.0, 0.0), (10.0, 4.0, 12.0), cores=2) == 0.4
+    trainer = _tiny_trainer(tmp_path, time_budget_minutes=1.0, per_device_train_batch_size=2)
+    decision = budget.apply_time_budget(trainer, train_images=6, eval_images=0, resume=None)
+    assert decision["others_cpu_share"] >= 0  # recorded in train_args.json with the rest of the decision
+    # as if another process had kept every core busy all along: the machine's busy time runs with the wall clock
+    wall = iter(range(0, 10_000, 10))
+    monkeypatch.setattr(budget, "cpu_snapshot", lambda: (w := next(wall), 0.0, w * budget.psutil.cpu_count()))
+    decision = budget.apply_time_budget(trainer, train_images=6, eval_images=0, resume=None)
+    assert decision["others_cpu_share"] == 1.0 and "sized for a busy machine" in caplog.text

@@ -17,6 +17,7 @@ import random
 import time
 
 import numpy as np
+import psutil
 import torch
 
 from ..models.run_folder import RunFolder
@@ -25,6 +26,22 @@ logger = logging.getLogger(__name__)
 
 # Forward passes only, at inference batch size: an evaluation image costs about this share of a training image.
 EVAL_COST = 0.3
+# Other processes keeping more than this share of the machine's cores busy during the probe: it was not idle
+# (docs/decisions.md, "Budget probe times what the run will do").
+BUSY_SHARE = 0.25
+
+
+def cpu_snapshot() -> tuple[float, float, float]:
+    """(wall seconds, this process's CPU seconds, CPU seconds every process has kept the machine busy) now."""
+    t = psutil.cpu_times()
+    total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)  # guest time is counted in user too
+    return time.perf_counter(), time.process_time(), total - t.idle - getattr(t, "iowait", 0.0)
+
+
+def others_cpu_share(before: tuple, after: tuple, cores: int | None = None) -> float:
+    """The share of the machine's cores that processes other than this one kept busy between two `cpu_snapshot`s."""
+    wall, own, busy = (b - a for a, b in zip(before, after))
+    return max(0.0, busy - own) / max(wall * (cores or psutil.cpu_count() or 1), 1e-9)
 
 
 def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8, warm_pass: bool = False):
@@ -140,7 +157,9 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
             return {**recorded, "minutes": minutes, "max_steps": steps, "planned_steps": planned, "resumed": True}
     # a cache pays only where views repeat: flip-only augmentation and no CutMix (which pastes a fresh box each time)
     cached = trainer.teacher_cache is not None and views and not args.cutmix_prob
+    before = cpu_snapshot()
     measured = measure_step_seconds(trainer, warm_pass=bool(cached))
+    others = others_cpu_share(before, cpu_snapshot())
     cold, warm = measured if cached else (measured, None)
     # every process of a multi-process run must lay out the same schedule: the slowest one's step times count
     times = trainer.accelerator.gather(torch.tensor([cold, warm or cold])).view(-1, 2).max(0).values.tolist()
@@ -149,7 +168,12 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
                          getattr(args.eval_strategy, "value", args.eval_strategy) == "epoch", warm,
                          views if cached else None)
     decision = {"minutes": minutes, "step_seconds": round(step_s, 4), "max_steps": steps, "planned_steps": planned,
-                "epochs": round(steps / per_epoch, 2)}
+                "epochs": round(steps / per_epoch, 2), "others_cpu_share": round(others, 2)}
+    if others > BUSY_SHARE:
+        logger.warning("Time budget: other processes kept %.0f%% of this machine's cores busy while the steps were "
+                       "timed, so the run is sized for a busy machine (%d steps). To size it for this machine alone, "
+                       "stop the other work and start again with a new --output_dir (a resumed run keeps its size).",
+                       100 * others, steps)
     if cached:
         decision.update(warm_step_seconds=round(warm, 4), views=views)
         logger.info("Time budget: %.3f s a step with a cold teacher cache, %.3f s once warm (%d views an image)",
