@@ -131,6 +131,7 @@ def test_probe_times_the_same_batches_again_with_the_cache_warm(tmp_path):
 def test_a_probe_beside_a_busy_process_says_the_run_is_sized_for_a_busy_machine(tmp_path, monkeypatch, caplog):
     # 10 s of wall time on 2 cores: the machine was busy 12 s, 4 of them this process's own
     assert others_cpu_share((0.0, 0.0, 0.0), (10.0, 4.0, 12.0), cores=2) == 0.4
+    assert others_cpu_share((0.0, 0.0, 0.0), (10.0, 4.0, 12.0), cores=2, own=12.0) == 0  # a run of 3 processes
     trainer = _tiny_trainer(tmp_path, time_budget_minutes=1.0, per_device_train_batch_size=2)
     decision = budget.apply_time_budget(trainer, train_images=6, eval_images=0, resume=None)
     assert decision["others_cpu_share"] >= 0  # recorded in train_args.json with the rest of the decision

@@ -38,10 +38,11 @@ def cpu_snapshot() -> tuple[float, float, float]:
     return time.perf_counter(), time.process_time(), total - t.idle - getattr(t, "iowait", 0.0)
 
 
-def others_cpu_share(before: tuple, after: tuple, cores: int | None = None) -> float:
-    """The share of the machine's cores that processes other than this one kept busy between two `cpu_snapshot`s."""
-    wall, own, busy = (b - a for a, b in zip(before, after))
-    return max(0.0, busy - own) / max(wall * (cores or psutil.cpu_count() or 1), 1e-9)
+def others_cpu_share(before: tuple, after: tuple, cores: int | None = None, own: float | None = None) -> float:
+    """The share of the machine's cores that other processes kept busy between two `cpu_snapshot`s; `own`: the CPU
+    seconds of this run's processes (all of them in a multi-process run), else this process's."""
+    wall, mine, busy = (b - a for a, b in zip(before, after))
+    return max(0.0, busy - (mine if own is None else own)) / max(wall * (cores or psutil.cpu_count() or 1), 1e-9)
 
 
 def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8, warm_pass: bool = False):
@@ -159,7 +160,10 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
     cached = trainer.teacher_cache is not None and views and not args.cutmix_prob
     before = cpu_snapshot()
     measured = measure_step_seconds(trainer, warm_pass=bool(cached))
-    others = others_cpu_share(before, cpu_snapshot())
+    after = cpu_snapshot()
+    # the run's own processes are not "others": their CPU seconds, summed over them, count as this run's
+    own = trainer.accelerator.gather(torch.tensor([after[1] - before[1]], dtype=torch.float64)).sum().item()
+    others = others_cpu_share(before, after, own=own)
     cold, warm = measured if cached else (measured, None)
     # every process of a multi-process run must lay out the same schedule: the slowest one's step times count
     times = trainer.accelerator.gather(torch.tensor([cold, warm or cold])).view(-1, 2).max(0).values.tolist()
