@@ -165,6 +165,7 @@ def test_teacher_is_frozen_and_sees_the_students_batch_in_its_own_preprocessing(
     trainer = make_trainer(tmp_path, teacher_model=str(_teacher_folder(tmp_path)), distillation_alpha=1.0)
     teacher = trainer.teacher
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in teacher.parameters() if p.dim() == 4)
     x = torch.randn(4, 3, 32, 32)  # the student's normalisation (ViT: mean 0.5, std 0.5) at 32 px
     seen = trainer.teacher_input(x)
     assert seen.shape == (4, 3, 40, 40)
@@ -195,6 +196,12 @@ def test_teacher_cache_answers_a_repeated_view_as_the_teacher_would(tmp_path):
         pixel_values=trainer.teacher_input(rows)).logits)
     assert scored == [2] and cache.hits == 4 and len(cache.table) == 6
     assert torch.allclose(first, direct[:4], atol=1e-5)
+    # channels-last (load_teacher's layout) answers as the layout the teacher was saved in
+    from transformers import AutoModelForImageClassification
+
+    saved = AutoModelForImageClassification.from_pretrained(teacher).eval()
+    with torch.no_grad():
+        assert torch.allclose(saved(pixel_values=trainer.teacher_input(x)).logits, direct[:4], atol=1e-4)
     assert torch.allclose(second, torch.cat([direct[4:6], direct[:4]]), atol=1e-5)
     trainer.log({"loss": 1.0})  # training logs carry the hit rate
     assert trainer.state.log_history[-1]["teacher_cache_hits"] == pytest.approx(4 / 10)

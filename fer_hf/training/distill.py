@@ -46,7 +46,9 @@ def load_teacher(model_dir: str, device: torch.device | str = "cpu"):
         raise ValueError(f"--teacher_model {model_dir!r} predicts {labels}; a teacher must predict the seven "
                          f"canonical classes in order {list(CLASSES)}.")
     teacher.requires_grad_(False)
-    return teacher.to(device).eval()
+    # channels-last: oneDNN's CNN kernels run a frozen CNN's forward pass markedly faster in it on a CPU
+    # (docs/decisions.md, "Teacher logits cached per view"); a ViT's only 4-D weight is its patch convolution
+    return teacher.to(device, memory_format=torch.channels_last).eval()
 
 
 class TeacherInput:
