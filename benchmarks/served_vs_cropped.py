@@ -7,8 +7,9 @@ Each labelled face image is scored twice with `EmotionRecognizer`: as a crop (`d
 sees) and as a photo (`recognize`: YuNet finds the face, the crop is framed, the largest face is classified). A
 tight face image gives the detector little to find, so `--pad` puts it on a larger canvas first (edge pixels
 replicated, `--pad` of the face's side on each side) and `--upscale` enlarges small faces (CK+'s 48 px) the way a
-camera photo would hold them. A photo where no face is found counts as wrong, and is counted. Prints accuracy per
-framing and writes `--output` (JSON).
+camera photo would hold them. A photo where no face is found counts as wrong, and is counted; `with_fallback` is the
+accuracy of what predict.py prints instead, where it finds no face: its prediction for the whole photo. Prints
+accuracy per framing and writes `--output` (JSON).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main(argv=None) -> dict:
     recognizers = {name: EmotionRecognizer.from_pretrained(args.model, detector="yunet", margin=FRAMINGS[name])
                    for name in args.framings}
     cropped, served, missed = [], {n: [] for n in recognizers}, {n: 0 for n in recognizers}
+    fallback = {n: [] for n in recognizers}  # predict.py's answer where no face is found: the whole photo
     first = next(iter(recognizers.values()))
     for i in tqdm(rows, desc="faces", unit="face"):
         img, label = open_image(data[i]["image"]), CLASSES[data[i]["label"]]
@@ -71,13 +73,16 @@ def main(argv=None) -> dict:
             faces = rec.recognize(photo)
             missed[name] += not faces
             served[name].append(bool(faces) and faces[0].emotion == label)
+            fallback[name].append((faces or rec.recognize(photo, detect=False))[0].emotion == label)
     result = {"model": args.model, "data": args.data, "pad": args.pad, "upscale": args.upscale, "images": len(cropped),
               "cropped_accuracy": float(np.mean(cropped)),
               "served": {n: {"accuracy": float(np.mean(v)), "no_face": missed[n],
+                             "with_fallback": float(np.mean(fallback[n])),
                              "framing": recognizers[n].framing.to_dict()} for n, v in served.items()}}
     print(f"{args.data}: {len(cropped)} faces, pre-cropped {result['cropped_accuracy']:.4f}")
     for name, r in result["served"].items():
-        print(f"  served, {name:<10} {r['accuracy']:.4f} ({r['no_face']} without a face found)")
+        print(f"  served, {name:<10} {r['accuracy']:.4f} ({r['no_face']} without a face found; "
+              f"{r['with_fallback']:.4f} with predict.py's whole-photo answer there)")
     if args.output:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as f:
