@@ -205,7 +205,7 @@ def _budget(budget: dict | None) -> str:
     if not budget:
         return "none"
     timed = f"{budget['step_seconds']:g} s a step timed, so " if "step_seconds" in budget else ""
-    return (f"{budget['minutes']:g} min: {timed}{budget['max_steps']} of the recipe's {budget['planned_steps']} steps"
+    return (f"{budget['minutes']:.4g} min: {timed}{budget['max_steps']} of the recipe's {budget['planned_steps']} steps"
             + (" (kept on resume)" if budget.get("resumed") else ""))
 
 

@@ -5,7 +5,9 @@ fits 45 minutes on one takes two hours on another. With a budget, `scripts/train
 steps before it starts (the run's own data pipeline, augmentation, teacher and precision, on a throwaway copy of
 the model, with every random state put back afterwards) and caps `max_steps` at what fits, evaluations included.
 The schedule (warm-up, cosine) is then laid over the capped steps, so the run still anneals. A resumed run keeps
-the cap its checkpoint was trained with: the schedule must not change halfway.
+the cap its checkpoint was trained with: the schedule must not change halfway. A student given
+`teacher_budget_minutes` (its teacher recipe's budget) also gets whatever of it the teacher's training left unused,
+so that the two recipes together spend their whole budget.
 """
 
 from __future__ import annotations
@@ -140,14 +142,31 @@ def resumed_max_steps(checkpoint: str) -> int | None:
     return int(steps) if isinstance(steps, int) else None
 
 
+def teacher_leftover_minutes(args) -> float:
+    """The minutes of the teacher recipe's budget (`teacher_budget_minutes`) that the teacher's training left unused,
+    by the `train_runtime` its folder recorded; 0 without a teacher, that budget or that record."""
+    if not (args.teacher_budget_minutes and args.teacher_model):
+        return 0.0
+    runtime = RunFolder.read(args.teacher_model, require_model=False).metric("train_runtime")
+    if runtime is None:
+        logger.info("Time budget: %s records no train_runtime, so nothing of the teacher's budget is added",
+                    args.teacher_model)
+        return 0.0
+    return max(0.0, args.teacher_budget_minutes - runtime / 60)
+
+
 def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str | None,
                       views: int | None = None) -> dict | None:
     """Cap `trainer.args.max_steps` to the time budget; returns what was decided (for train_args.json). `views`:
     distinct views of each training image (FerTransform.views), which with a teacher cache plan the warm steps."""
     args = trainer.args
-    minutes = args.time_budget_minutes
-    if not minutes:
+    if not args.time_budget_minutes:
         return None
+    leftover = teacher_leftover_minutes(args)
+    minutes = args.time_budget_minutes + leftover
+    if leftover:
+        logger.info("Time budget: %g min, and %.1f min the teacher's training left of its %g: %.1f min",
+                    args.time_budget_minutes, leftover, args.teacher_budget_minutes, minutes)
     batch, per_epoch, planned = planned_steps(args, train_images)
     if resume:
         steps = resumed_max_steps(resume)
@@ -171,7 +190,8 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
     steps = budget_steps(minutes, step_s, per_epoch, planned, batch, eval_images,
                          getattr(args.eval_strategy, "value", args.eval_strategy) == "epoch", warm,
                          views if cached else None)
-    decision = {"minutes": minutes, "step_seconds": round(step_s, 4), "max_steps": steps, "planned_steps": planned,
+    decision = {"minutes": minutes, "teacher_leftover_minutes": round(leftover, 2),
+                "step_seconds": round(step_s, 4), "max_steps": steps, "planned_steps": planned,
                 "epochs": round(steps / per_epoch, 2), "others_cpu_share": round(others, 2)}
     if others > BUSY_SHARE:
         logger.warning("Time budget: other processes kept %.0f%% of this machine's cores busy while the steps were "
@@ -184,9 +204,9 @@ def apply_time_budget(trainer, train_images: int, eval_images: int, resume: str 
                     step_s, warm, views)
     if steps < planned:
         args.max_steps = steps
-        logger.warning("Time budget %g min: %.3f s a step on this machine, so %d of the recipe's %d steps "
+        logger.warning("Time budget %.1f min: %.3f s a step on this machine, so %d of the recipe's %d steps "
                        "(%.1f of %g epochs); the schedule is laid over them.", minutes, step_s, steps, planned,
                        steps / per_epoch, args.num_train_epochs)
     else:
-        logger.info("Time budget %g min: %.3f s a step on this machine; all %d steps fit.", minutes, step_s, planned)
+        logger.info("Time budget %.1f min: %.3f s a step on this machine; all %d steps fit.", minutes, step_s, planned)
     return decision

@@ -64,6 +64,9 @@ class FerTrainingArguments(TrainingArguments):
                                     "repeated view (flip-only augmentation) is never scored twice; 0 turns it off."})
     time_budget_minutes: float | None = field(default=None, metadata={"help": "Cap the run at what fits this many minutes on "
                                              "this machine (a few steps are timed first; see fer_hf/training/budget.py)."})
+    teacher_budget_minutes: float | None = field(default=None, metadata={"help": "The teacher recipe's time budget: "
+                                                "whatever of it the teacher's training left unused (by its recorded "
+                                                "train_runtime) is added to this run's time_budget_minutes."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh even if output_dir holds checkpoints."})
     # Our collator needs the `image`/`label` columns that Trainer would otherwise strip.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep False: the lazy transforms read raw columns."})
