@@ -147,14 +147,18 @@ def test_a_student_gets_what_its_teacher_left_of_the_teacher_budget(tmp_path, ca
 
     teacher = tmp_path / "teacher"
     build_model(ModelArguments(init_from="none", image_size=32, patch_size=8, model_args='{"depth": 1}')).save_pretrained(teacher)
-    run = dict(time_budget_minutes=1.0, per_device_train_batch_size=2, teacher_model=str(teacher))
+    run = {"time_budget_minutes": 1.0, "per_device_train_batch_size": 2, "teacher_model": str(teacher)}
     # no train_runtime recorded: nothing added, and said so
     trainer = _tiny_trainer(tmp_path / "a", teacher_budget_minutes=42.0, **run)
-    assert budget.teacher_leftover_minutes(trainer.args) == 0.0 and "records no train_runtime" in caplog.text
+    assert budget.teacher_leftover_minutes(trainer.args) == 0.0 and "records no whole train_runtime" in caplog.text
     # the teacher trained 35 of its 42 minutes: the student's budget is 1 + 7 minutes
     (teacher / "all_results.json").write_text(json.dumps({"train_runtime": 35 * 60, "eval_accuracy": 0.8}))
     decision = budget.apply_time_budget(trainer, train_images=6, eval_images=0, resume=None)
     assert decision["teacher_leftover_minutes"] == 7.0 and decision["minutes"] == 8.0
+    # a resumed teacher recorded only its last part's runtime: nothing is added
+    (teacher / "train_args.json").write_text(json.dumps({"time_budget": {"resumed": True}}))
+    assert budget.teacher_leftover_minutes(trainer.args) == 0.0
+    (teacher / "train_args.json").unlink()
     # a teacher that overran its budget takes nothing away; without teacher_budget_minutes nothing is added
     (teacher / "all_results.json").write_text(json.dumps({"train_runtime": 50 * 60}))
     assert budget.teacher_leftover_minutes(trainer.args) == 0.0

@@ -147,10 +147,11 @@ def teacher_leftover_minutes(args) -> float:
     by the `train_runtime` its folder recorded; 0 without a teacher, that budget or that record."""
     if not (args.teacher_budget_minutes and args.teacher_model):
         return 0.0
-    runtime = RunFolder.read(args.teacher_model, require_model=False).metric("train_runtime")
-    if runtime is None:
-        logger.info("Time budget: %s records no train_runtime, so nothing of the teacher's budget is added",
-                    args.teacher_model)
+    teacher = RunFolder.read(args.teacher_model, require_model=False)
+    runtime = teacher.metric("train_runtime")
+    if runtime is None or (teacher.budget or {}).get("resumed"):  # a resumed run's runtime is its last part's only
+        logger.info("Time budget: %s records no whole train_runtime (none, or resumed), so nothing of the teacher's "
+                    "budget is added", args.teacher_model)
         return 0.0
     return max(0.0, args.teacher_budget_minutes - runtime / 60)
 
