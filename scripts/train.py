@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
     counts = class_counts(data)
     logger.info("Images per split, source and class:\n%s", format_class_counts(counts))
     pre = preprocessing_config(model.config)
-    train_transform = FerTransform(pre["image_size"], train=True, seed=args.seed, **data_args.augmentation())
+    train_transform = FerTransform(pre["image_size"], train=True, seed=args.seed, **data_args.augmentation(),
+                                   teacher_view=bool(args.teacher_model) and args.teacher_view == "flip")
     data["train"].set_transform(train_transform)
     data["validation"].set_transform(FerTransform(pre["image_size"], train=False))
 

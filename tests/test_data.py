@@ -76,6 +76,39 @@ def test_transform_and_collator_skip_bad_images(imagefolder):
     assert empty["pixel_values"].shape == (0, 3, 32, 32) and collate.skipped == len(bad) + 1
 
 
+def test_teacher_view_is_the_face_with_the_students_flip_only():
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    pixels = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)  # no symmetry: a flip shows
+    buf = io.BytesIO()
+    PILImage.fromarray(pixels).save(buf, "PNG")
+    batch = {"image": [{"bytes": buf.getvalue(), "path": None}] * 16 + [{"bytes": b"not an image", "path": "x.png"}],
+             "label": [0] * 17}
+    face = torch.from_numpy(pixels).permute(2, 0, 1)
+    flip_only = FerTransform(32, train=True, rotation=0, color_jitter=0, teacher_view=True)(batch)
+    assert all(torch.equal(a, b) for a, b in zip(flip_only["pixel_values"][:16], flip_only["teacher_pixel_values"][:16]))
+    assert {torch.equal(t, face) for t in flip_only["teacher_pixel_values"][:16]} == {True, False}  # both flips drawn
+    shifted = FerTransform(32, train=True, rotation=0, translate=0.2, color_jitter=0, teacher_view=True)
+    out = shifted(batch)
+    assert shifted.views == 2 and FerTransform(32, train=True, translate=0.2).views is None
+    assert all(torch.equal(t, face) or torch.equal(t, face.flip(-1)) for t in out["teacher_pixel_values"][:16])
+    assert not all(torch.equal(a, b) for a, b in zip(out["pixel_values"][:16], out["teacher_pixel_values"][:16]))
+    # the same augmentation stream as without the teacher's view, and the bad image dropped from both
+    alone = FerTransform(32, train=True, rotation=0, translate=0.2, color_jitter=0)(batch)["pixel_values"]
+    assert all(torch.equal(a, b) for a, b in zip(alone[:16], out["pixel_values"][:16]))
+    assert out["pixel_values"][16] is None and out["teacher_pixel_values"][16] is None
+    rows = [{"pixel_values": p, "teacher_pixel_values": t, "labels": 0}
+            for p, t in zip(out["pixel_values"], out["teacher_pixel_values"])]
+    collated = FerCollator([0.5] * 3, [0.5] * 3, 32)(rows)
+    assert collated["teacher_pixel_values"].shape == collated["pixel_values"].shape == (16, 3, 32, 32)
+    assert torch.allclose(collated["teacher_pixel_values"][0], rows[0]["teacher_pixel_values"].float() / 127.5 - 1,
+                          atol=1e-6)
+    assert "teacher_pixel_values" not in FerTransform(32, train=False, teacher_view=True)(batch)
+
+
 def test_augmentation_knobs_shift_zoom_erase_and_reject_out_of_range():
     import io
 

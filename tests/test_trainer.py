@@ -211,6 +211,25 @@ def test_teacher_cache_answers_a_repeated_view_as_the_teacher_would(tmp_path):
     assert make_trainer(tmp_path / "off", teacher_model=teacher, teacher_cache_size=0).teacher_cache is None
 
 
+def test_teacher_view_flip_scores_the_unaugmented_face_and_caches_it(tmp_path):
+    """`teacher_view: flip`: the teacher scores `teacher_pixel_values` (the face with its flip only), not the student's
+    shifted view, so its answers repeat and the cache serves them; CutMix has no such face and is refused."""
+    teacher = str(_teacher_folder(tmp_path))
+    trainer = make_trainer(tmp_path, teacher_model=teacher, teacher_view="flip", distillation_alpha=1.0)
+    x, face = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = trainer.teacher(pixel_values=trainer.teacher_input(face)).logits
+    scored = []
+    trainer.teacher_logits = lambda seen: scored.append(seen) or expected
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, {"pixel_values": x, "teacher_pixel_values": face, "labels": torch.arange(4)})
+    assert torch.equal(scored[0], face)
+    with pytest.raises(ValueError, match="teacher_view"):
+        FerTrainingArguments(output_dir=str(tmp_path), teacher_view="flip", cutmix_prob=0.5)
+    with pytest.raises(ValueError, match="teacher_view"):
+        FerTrainingArguments(output_dir=str(tmp_path), teacher_view="clean")
+
+
 def test_math_attention_matches_the_fused_kernel():
     from fer_hf.training.trainer import use_math_attention
 

@@ -97,8 +97,11 @@ class FerTransform:
 
     def __init__(self, image_size: int, train: bool, rotation: float = 10.0, translate: float = 0.0,
                  scale_jitter: float = 0.0, color_jitter: float = 0.2, random_erasing: float = 0.0,
-                 policy: str = "none", crop_scale: float = 1.0, seed: int = 0):
+                 policy: str = "none", crop_scale: float = 1.0, seed: int = 0, teacher_view: bool = False):
         self.image_size, self.seed = image_size, seed
+        # with `teacher_view`, each training row also carries the face with only its flip (`teacher_pixel_values`):
+        # what a distillation teacher scores instead of the augmented view (`--teacher_view flip`)
+        self.teacher_view = teacher_view and train
         if policy not in AUGMENT_POLICIES:
             raise ValueError(f"policy={policy!r}: expected one of {list(AUGMENT_POLICIES)}.")
         if not 0.05 <= crop_scale <= 1:
@@ -110,7 +113,10 @@ class FerTransform:
                 raise ValueError(f"{name}={value}: expected a value in [0, {top}].")
         # Geometry and colour run on the small PIL image (docs/decisions.md, "Augmentation on the small image");
         # erasing needs the tensor.
-        steps = [v2.RandomHorizontalFlip()]
+        # the flip is drawn by hand in `one` (one torch.rand draw, as v2.RandomHorizontalFlip), so that the teacher's
+        # view can share it
+        self.flip = train
+        steps = []
         bilinear = v2.InterpolationMode.BILINEAR
         if translate or scale_jitter:  # one affine warp for rotation, shift and zoom: one resampling
             steps.append(v2.RandomAffine(rotation, translate=(translate, translate) if translate else None,
@@ -124,20 +130,26 @@ class FerTransform:
             steps.append(AUGMENT_POLICIES[policy]())
         # a random resized crop (Inception-style, aspect 3:4..4:3): a plain crop here, the resize below scales it
         self.crop_scale = crop_scale if train else 1.0
-        self.augment = v2.Compose(steps) if train else None
+        self.augment = v2.Compose(steps) if train and steps else None
         # occlusion (hands, glasses, hair) as in many FER recipes; fills with zeros
         self.erase = v2.RandomErasing(random_erasing, scale=(0.02, 0.2)) if train and random_erasing else None
 
     @property
     def views(self) -> int | None:
-        """How many distinct views of an image this transform makes: 2 with flips only, None (unbounded) otherwise;
-        a teacher cache pays where views repeat (fer_hf/training/budget.py plans with it)."""
-        if self.augment is None:
+        """How many distinct views of an image a distillation teacher scores: 1 without augmentation, 2 with flips only
+        or with `teacher_view`, None (unbounded) otherwise; a teacher cache pays where views repeat
+        (fer_hf/training/budget.py plans with it)."""
+        if not self.flip:
             return 1
-        flips_only = len(self.augment.transforms) == 1 and self.erase is None and self.crop_scale >= 1
-        return 2 if flips_only else None
+        flips_only = self.augment is None and self.erase is None and self.crop_scale >= 1
+        return 2 if flips_only or self.teacher_view else None
 
-    def one(self, value) -> torch.Tensor | None:
+    @staticmethod
+    def tensor(img: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
+
+    def one(self, value) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
+        """One image's training or evaluation tensor (with `teacher_view`: the pair (augmented, flip only))."""
         try:
             img = open_image(value)
         except BadImageError as err:
@@ -145,9 +157,12 @@ class FerTransform:
             logger.warning("skipping unreadable image %s: %s", path or "<bytes>", err)
             return None
         size = (self.image_size, self.image_size)
+        face = img
         if self.crop_scale < 1:
             top, left, h, w = v1.RandomResizedCrop.get_params(img, (self.crop_scale, 1.0), (3 / 4, 4 / 3))
             img = img.crop((left, top, left + w, top + h))
+        if self.flip and torch.rand(1).item() < 0.5:
+            img, face = ImageOps.mirror(img), ImageOps.mirror(face)
         if self.augment is None:
             img = img.resize(size, Image.BICUBIC)
         elif img.width * img.height < self.image_size ** 2:
@@ -156,11 +171,12 @@ class FerTransform:
             img = self.augment(img).resize(size, Image.BICUBIC)
         else:
             img = self.augment(img.resize(size, Image.BICUBIC))
-        x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
-        return self.erase(x) if self.erase is not None else x
+        x = self.tensor(img)
+        x = self.erase(x) if self.erase is not None else x
+        return (x, self.tensor(face.resize(size, Image.BICUBIC))) if self.teacher_view else x
 
     def __call__(self, batch: dict) -> dict:
-        if self.augment is None:
+        if not self.flip:
             pixel_values = [self.one(v) for v in batch["image"]]
         else:
             # The DataLoader loads batches ahead of the step that trains on them, and Trainer restores the
@@ -171,6 +187,9 @@ class FerTransform:
                 torch.random.default_generator.manual_seed(batch_seed(batch["image"], self.seed))
                 pixel_values = [self.one(v) for v in batch["image"]]
         out = {"pixel_values": pixel_values, "labels": batch["label"]}
+        if self.teacher_view:
+            out["pixel_values"] = [v[0] if v is not None else None for v in pixel_values]
+            out["teacher_pixel_values"] = [v[1] if v is not None else None for v in pixel_values]
         for key, name in (("source", "source"), ("soft_label", "soft_labels")):  # soft_label: label_mode votes
             if key in batch:
                 out[name] = batch[key]
@@ -216,4 +235,6 @@ class FerCollator:
         }
         if "soft_labels" in good[0]:  # the vote distribution (label_mode: votes), a training target
             out["soft_labels"] = torch.tensor([r["soft_labels"] for r in good], dtype=torch.float32)
+        if "teacher_pixel_values" in good[0]:  # the view a distillation teacher scores (FerTransform teacher_view)
+            out["teacher_pixel_values"] = self.normalise(torch.stack([r["teacher_pixel_values"] for r in good]))
         return out

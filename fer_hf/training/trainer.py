@@ -10,8 +10,9 @@
 - Vote targets: a batch with `soft_labels` (the FER+ annotators' distribution, `label_mode: votes`)
   trains on that distribution instead of the one-hot label, smoothed and CutMixed the same way.
 - Distillation (`teacher_model`, see `distill.py`): a frozen teacher scores the same augmented,
-  CutMixed batch; its share of the training step is measured and logged as `teacher_share`. Its logits are
-  cached per distinct view (`TeacherCache`), so repeated views (flip-only augmentation) cost no forward pass.
+  CutMixed batch (or, with `teacher_view: flip`, each face with only its flip); its share of the training step is
+  measured and logged as `teacher_share`. Its logits are cached per distinct view (`TeacherCache`), so repeated
+  views (flip-only augmentation, `teacher_view: flip`) cost no forward pass.
 - Logit adjustment (Menon et al., 2021, https://arxiv.org/abs/2007.07314): the training loss scores
   logits + tau * log(prior), so the network's own logits come out class-balanced.
 - EMA of the weights (`ema_decay`, ema.py): evaluated and saved in place of the raw weights.
@@ -42,6 +43,8 @@ from .precision import apply_precision_policy
 
 logger = logging.getLogger(__name__)
 
+TEACHER_VIEWS = ("same", "flip")
+
 
 @dataclass
 class FerTrainingArguments(TrainingArguments):
@@ -60,6 +63,9 @@ class FerTrainingArguments(TrainingArguments):
     distillation_alpha: float = field(default=0.5, metadata={"help": "Weight of the teacher's term in the loss (0..1)."})
     distillation_temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of soft distillation."})
     distillation_type: str = field(default="soft", metadata={"help": "'soft' (KL to the teacher's distribution) or 'hard' (its argmax)."})
+    teacher_view: str = field(default="same", metadata={"help": "What the teacher scores: 'same', the very view the "
+                              "student trains on (DeiT); 'flip', the face with only that view's flip, so each face has two "
+                              "teacher views and the teacher cache answers from the third epoch on. Not with CutMix."})
     teacher_cache_size: int = field(default=500_000, metadata={"help": "Views whose teacher logits are kept, so a "
                                     "repeated view (flip-only augmentation) is never scored twice; 0 turns it off."})
     time_budget_minutes: float | None = field(default=None, metadata={"help": "Cap the run at what fits this many minutes on "
@@ -79,6 +85,11 @@ class FerTrainingArguments(TrainingArguments):
         if not 0 <= self.distillation_alpha <= 1 or self.distillation_temperature <= 0:
             raise ValueError(f"distillation_alpha={self.distillation_alpha} must lie in [0, 1] and "
                              f"distillation_temperature={self.distillation_temperature} be positive.")
+        if self.teacher_view not in TEACHER_VIEWS:
+            raise ValueError(f"teacher_view={self.teacher_view!r}: expected one of {TEACHER_VIEWS}.")
+        if self.teacher_view == "flip" and self.cutmix_prob:
+            raise ValueError(f"teacher_view='flip' with cutmix_prob={self.cutmix_prob}: a CutMixed view has no "
+                             "unmixed face for the teacher to score; use teacher_view 'same' with CutMix.")
         # the device and precision policy (precision.py), before transformers validates the arguments
         self.precision_decision = apply_precision_policy(self)
         super().__post_init__()
@@ -239,7 +250,8 @@ class FerTrainer(Trainer):
             loss = soft_cross_entropy(adjusted, targets)
             if self.teacher is not None:
                 a = self.args
-                loss = distillation_loss(distill_logits, self.teacher_logits(pixel_values), loss, a.distillation_type,
+                seen = inputs.get("teacher_pixel_values", pixel_values)  # teacher_view 'flip': the unaugmented face
+                loss = distillation_loss(distill_logits, self.teacher_logits(seen), loss, a.distillation_type,
                                          a.distillation_alpha, a.distillation_temperature)
         else:  # evaluation is never mixed nor smoothed: the plain loss users compare across runs
             loss = F.cross_entropy(logits.float(), labels)
