@@ -72,6 +72,12 @@ def test_teacher_model_on_the_quickstart_recipe(tmp_path, parquet_folder):
     card = str(build_model_card(str(out), "org/student"))
     assert f"| distillation | hard (alpha 0.5, T 1.0) from teacher `vit_tiny_patch16_224` at `{teacher.resolve()}`" in card
     assert f"its validation accuracy {teacher_acc:.4f}" in card and "| training targets | majority |" in card
+    # teacher_view flip: the teacher scores each face with its flip only (the seed's turns and jitter are the
+    # student's alone), so from the third epoch on (4 steps an epoch here) the cache answers nearly every row
+    flip = train.main(quick_args(parquet_folder, tmp_path / "flip", "--max_steps", "16", "--eval_strategy", "no",
+                                 "--save_strategy", "no", "--teacher_model", str(teacher), "--teacher_view", "flip"))
+    assert flip["teacher_cache_hits"] > 0.3  # ~0.5 expected (0, 1/2, 3/4, 7/8 by epoch); turned views never repeat
+    assert "the teacher scored each face with only the student's flip" in str(build_model_card(str(tmp_path / "flip"), "o/s"))
     # resuming reloads the teacher from its folder and goes on to the new end
     train.main(quick_args(parquet_folder, out, "--max_steps", "6", "--save_steps", "2", "--eval_strategy", "no",
                           "--teacher_model", str(teacher), "--resume_from_checkpoint"))

@@ -197,7 +197,8 @@ def _distillation(a: dict, teacher: dict | None) -> str:
               if "eval_accuracy" in val else ", its validation figures not recorded")
     return (f"{a.get('distillation_type', NOT_RECORDED)} (alpha {a.get('distillation_alpha', NOT_RECORDED)}, "
             f"T {a.get('distillation_temperature', NOT_RECORDED)}) from teacher `{teacher.get('architecture', NOT_RECORDED)}` "
-            f"at `{teacher.get('path', a.get('teacher_model'))}`{scores}")
+            f"at `{teacher.get('path', a.get('teacher_model'))}`{scores}"
+            + ("; the teacher scored each face with only the student's flip" if a.get("teacher_view") == "flip" else ""))
 
 
 def _budget(budget: dict | None) -> str:
