@@ -58,6 +58,9 @@ def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8, warm_pass: bo
     step costs in the first epoch and once every view has been scored."""
     states = (random.getstate(), np.random.get_state(), torch.random.get_rng_state())
     model = copy.deepcopy(trainer.model).train()
+    if trainer.args.torch_compile:  # the compiled steps the run will take; the warm-up absorbs the compilation
+        model = torch.compile(model, backend=trainer.args.torch_compile_backend or "inductor",
+                              mode=trainer.args.torch_compile_mode)
     # The optimizer the Trainer itself will build (fused AdamW by default; docs/decisions.md, "Budget probe").
     optimizer_cls, optimizer_kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
     optimizer = optimizer_cls([p for p in model.parameters() if p.requires_grad], **{**optimizer_kwargs, "lr": 1e-6})
@@ -91,6 +94,9 @@ def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8, warm_pass: bo
                     break
             loading = time.perf_counter() - start
             seconds = loading + step(inputs)
+            if i == 0:
+                logger.info("Time budget: the probe's first step took %.1f s (kernel set-up%s)", seconds,
+                            ", compilation" if trainer.args.torch_compile else "")
             if i >= warmup:
                 times.append(seconds)
                 timed.append((inputs, loading))
