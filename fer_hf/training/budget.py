@@ -65,6 +65,8 @@ def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8, warm_pass: bo
     optimizer_cls, optimizer_kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
     optimizer = optimizer_cls([p for p in model.parameters() if p.requires_grad], **{**optimizer_kwargs, "lr": 1e-6})
     teacher_seconds, started = trainer.teacher_seconds, trainer.train_started
+    cache = trainer.teacher_cache  # its answers are the teacher's own and stay; its hit counts are the run's alone
+    counts = (cache.hits, cache.lookups) if cache is not None else None
 
     def step(inputs) -> float:
         start = time.perf_counter()
@@ -106,6 +108,8 @@ def measure_step_seconds(trainer, steps: int = 8, warmup: int = 8, warm_pass: bo
         np.random.set_state(states[1])
         torch.random.set_rng_state(states[2])
         trainer.teacher_seconds, trainer.train_started = teacher_seconds, started
+        if cache is not None:
+            cache.hits, cache.lookups = counts
     if not times:
         raise ValueError("time budget: the training set gave no batch to time")
     return (float(np.median(times)), float(np.median(warm))) if warm_pass else float(np.median(times))
