@@ -23,6 +23,8 @@ import tempfile
 
 import numpy as np
 
+TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "train.py")
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,7 +38,7 @@ def parse_args(argv):
 
 def probe(recipe: str, flags: list[str], out: str) -> dict:
     """The budget decision train.py records for one variant (step_seconds, warm_step_seconds, others_cpu_share)."""
-    cmd = [sys.executable, "scripts/train.py", recipe, "--max_steps", "1", "--time_budget_minutes", "1000",
+    cmd = [sys.executable, TRAIN, recipe, "--max_steps", "1", "--time_budget_minutes", "1000",
            "--teacher_budget_minutes", "0", "--eval_strategy", "no", "--save_strategy", "no",
            "--load_best_model_at_end", "false", "--report_sets", "", "--report_to", "none",
            "--output_dir", out, "--overwrite_output_dir", *flags]
