@@ -211,7 +211,7 @@ def test_teacher_cache_answers_a_repeated_view_as_the_teacher_would(tmp_path):
     assert make_trainer(tmp_path / "off", teacher_model=teacher, teacher_cache_size=0).teacher_cache is None
 
 
-def test_teacher_view_flip_scores_the_unaugmented_face_and_caches_it(tmp_path):
+def test_teacher_view_flip_scores_the_unaugmented_face_and_caches_it(tmp_path, caplog):
     """`teacher_view: flip`: the teacher scores `teacher_pixel_values` (the face with its flip only), not the student's
     shifted view, so its answers repeat and the cache serves them; CutMix has no such face and is refused."""
     teacher = str(_teacher_folder(tmp_path))
@@ -228,6 +228,8 @@ def test_teacher_view_flip_scores_the_unaugmented_face_and_caches_it(tmp_path):
         FerTrainingArguments(output_dir=str(tmp_path), teacher_view="flip", cutmix_prob=0.5)
     with pytest.raises(ValueError, match="teacher_view"):
         FerTrainingArguments(output_dir=str(tmp_path), teacher_view="clean")
+    make_trainer(tmp_path / "nocache", teacher_model=teacher, teacher_view="flip", teacher_cache_size=0)
+    assert "without a teacher cache" in caplog.text
 
 
 def test_math_attention_matches_the_fused_kernel():

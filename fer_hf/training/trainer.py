@@ -179,6 +179,9 @@ class FerTrainer(Trainer):
             self.teacher = load_teacher(a.teacher_model, self.args.device)
             self.teacher_input = TeacherInput(self.model.config, self.teacher.config)
             self.teacher_cache = TeacherCache(a.teacher_cache_size) if a.teacher_cache_size > 0 else None
+            if a.teacher_view == "flip" and self.teacher_cache is None:
+                logger.warning("teacher_view flip without a teacher cache (teacher_cache_size 0): the teacher still "
+                               "scores every step; a cache (e.g. --teacher_cache_size 100000) answers its repeated views.")
             # DeiT's distillation token (timm `deit_*_distilled_*`): in training the network returns (class-token
             # logits, distillation-token logits); the first learns the targets, the second the teacher. In eval
             # mode timm averages the two heads, so the saved folder predicts like any other.
