@@ -161,8 +161,9 @@ class FerTransform:
         if self.crop_scale < 1:
             top, left, h, w = v1.RandomResizedCrop.get_params(img, (self.crop_scale, 1.0), (3 / 4, 4 / 3))
             img = img.crop((left, top, left + w, top + h))
-        if self.flip and torch.rand(1).item() < 0.5:
-            img, face = ImageOps.mirror(img), ImageOps.mirror(face)
+        flipped = self.flip and torch.rand(1).item() < 0.5
+        if flipped:
+            img = ImageOps.mirror(img)
         if self.augment is None:
             img = img.resize(size, Image.BICUBIC)
         elif img.width * img.height < self.image_size ** 2:
@@ -173,7 +174,9 @@ class FerTransform:
             img = self.augment(img.resize(size, Image.BICUBIC))
         x = self.tensor(img)
         x = self.erase(x) if self.erase is not None else x
-        return (x, self.tensor(face.resize(size, Image.BICUBIC))) if self.teacher_view else x
+        if not self.teacher_view:
+            return x
+        return x, self.tensor((ImageOps.mirror(face) if flipped else face).resize(size, Image.BICUBIC))
 
     def __call__(self, batch: dict) -> dict:
         if not self.flip:
