@@ -27,7 +27,7 @@ from fer_hf.evaluation.suite import flat_metrics, format_suite, score_suite, sui
 from fer_hf.inference.pipeline import PipelineConfig
 from fer_hf.models.modeling import ModelArguments, build_model, preprocessing_config
 from fer_hf.training.budget import apply_time_budget
-from fer_hf.training.callbacks import ConfusionMatrixCallback, eval_predictions, per_source_eval_metrics
+from fer_hf.training.callbacks import ConfusionMatrixCallback, TrainingClock, eval_predictions, per_source_eval_metrics
 from fer_hf.training.distill import teacher_record
 from fer_hf.training.launch import fix_cpu_launch
 from fer_hf.training.preflight import check_hub_first, resume_point
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     data["train"].set_transform(train_transform)
     data["validation"].set_transform(FerTransform(pre["image_size"], train=False))
 
-    callbacks = []
+    clock = TrainingClock()  # train_runtime counts only this process's part of a resumed run
+    callbacks = [clock]
     if args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     trainer = FerTrainer(
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.save_state()
     train_metrics = dict(result.metrics, precision=args.precision,
                          train_samples=len(data["train"]), skipped_images=trainer.data_collator.skipped)
+    if clock.whole:  # every part of the run, resumes included
+        train_metrics["train_runtime_total"] = round(clock.seconds(), 4)
     if teacher:  # measured over this process's training steps (a resumed run: since the resume)
         train_metrics["teacher_share"] = round(trainer.teacher_share() or 0.0, 4)
         if trainer.teacher_cache is not None:

@@ -154,7 +154,7 @@ def test_a_student_gets_what_its_teacher_left_of_the_teacher_budget(tmp_path, ca
     run = {"time_budget_minutes": 1.0, "per_device_train_batch_size": 2, "teacher_model": str(teacher)}
     # no train_runtime recorded: nothing added, and said so
     trainer = _tiny_trainer(tmp_path / "a", teacher_budget_minutes=42.0, **run)
-    assert budget.teacher_leftover_minutes(trainer.args) == 0.0 and "records no whole train_runtime" in caplog.text
+    assert budget.teacher_leftover_minutes(trainer.args) == 0.0 and "records no whole training time" in caplog.text
     # the teacher trained 35 of its 42 minutes: the student's budget is 1 + 7 minutes
     (teacher / "all_results.json").write_text(json.dumps({"train_runtime": 35 * 60, "eval_accuracy": 0.8}))
     decision = budget.apply_time_budget(trainer, train_images=6, eval_images=0, resume=None)
@@ -162,6 +162,9 @@ def test_a_student_gets_what_its_teacher_left_of_the_teacher_budget(tmp_path, ca
     # a resumed teacher recorded only its last part's runtime: nothing is added
     (teacher / "train_args.json").write_text(json.dumps({"time_budget": {"resumed": True}}))
     assert budget.teacher_leftover_minutes(trainer.args) == 0.0
+    # unless it kept the time of all its parts (TrainingClock): 30 of 42 minutes, 12 left
+    (teacher / "all_results.json").write_text(json.dumps({"train_runtime": 10 * 60, "train_runtime_total": 30 * 60}))
+    assert budget.teacher_leftover_minutes(trainer.args) == 12.0
     (teacher / "train_args.json").unlink()
     # a teacher that overran its budget takes nothing away; without teacher_budget_minutes nothing is added
     (teacher / "all_results.json").write_text(json.dumps({"train_runtime": 50 * 60}))

@@ -148,6 +148,9 @@ def test_slow_kill_and_resume_matches_uninterrupted_run(reference_runs, tmp_path
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "all_results.json").exists()  # killed mid-run, not after it
 
+    resume_state = json.loads((Path(last_complete_checkpoint(str(out))) / "trainer_state.json").read_text())
+    killed_part = resume_state["stateful_callbacks"]["TrainingClock"]["attributes"]["before"]
+    assert killed_part > 0
     # The restart runs the same command's main() in this process (a second interpreter would only add
     # ~30 s of imports); `python scripts/train.py ... --resume_from_checkpoint` gives the same result.
     with caplog.at_level(logging.INFO, logger="fer_hf.train"):
@@ -160,6 +163,9 @@ def test_slow_kill_and_resume_matches_uninterrupted_run(reference_runs, tmp_path
     difference = weight_difference(out, reference_runs[0])
     assert difference == 0.0, f"resumed weights differ from the uninterrupted run's by up to {difference:.3g}"
     assert eval_metrics(out) == eval_metrics(reference_runs[0])
+    # the run's training time covers both parts: the killed one's, up to the checkpoint resumed from, too
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["train_runtime_total"] == pytest.approx(killed_part + results["train_runtime"], abs=2.0)
 
 
 def test_half_written_checkpoints_are_skipped_with_a_message(reference_runs, tmp_path, caplog):

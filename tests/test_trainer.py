@@ -283,3 +283,28 @@ def test_distillation_token_head_learns_the_teacher(tmp_path):
     with torch.no_grad():
         single = model(pixel_values=x).logits  # eval: one tensor, the two heads averaged
     assert torch.is_tensor(single) and single.shape == (4, 7)
+
+
+def test_training_clock_counts_every_part_of_a_resumed_run():
+    from transformers import TrainerControl, TrainerState
+
+    from fer_hf.training.callbacks import TrainingClock
+
+    first = TrainingClock()
+    state = TrainerState(stateful_callbacks=[first])  # a fresh run: what Trainer builds
+    first.on_train_begin(None, state, TrainerControl())
+    first.start -= 30.0  # as if it had trained 30 s
+    saved = first.state()  # what a checkpoint's trainer_state.json keeps
+    assert saved["attributes"]["before"] == pytest.approx(30.0, abs=0.5) and saved["attributes"]["whole"]
+
+    second = TrainingClock()  # the resumed process, reading that checkpoint
+    second.on_train_begin(None, TrainerState(stateful_callbacks={"TrainingClock": saved}), TrainerControl())
+    second.start -= 10.0
+    second.on_train_end(None, None, None)
+    assert second.seconds() == pytest.approx(40.0, abs=0.5) and second.whole
+
+    # a checkpoint written before the clock: only this part is counted, it says so, and saving finds its key
+    old = TrainerState(stateful_callbacks={"TrainerControl": TrainerControl().state()})
+    third = TrainingClock()
+    third.on_train_begin(None, old, TrainerControl())
+    assert not third.whole and "TrainingClock" in old.stateful_callbacks

@@ -1,7 +1,7 @@
 """Training curves: the validation points of a run folder (`trainer_state.json`) and a figure of several runs.
 
 `eval_points` reads accuracy and macro-F1 after each evaluation (a resumed run's repeated epoch: the later entry);
-`minutes_per_epoch` is what an epoch cost, from the run's own `train_runtime`; `plot_curves` draws the runs per
+`minutes_per_epoch` is what an epoch cost, from the run's own training time (all its parts); `plot_curves` draws the runs per
 epoch and, given minutes, per CPU-minute. scripts/plot_curves.py and benchmarks/make_figures.py draw with them.
 """
 
@@ -26,9 +26,10 @@ def eval_points(run_dir: str) -> list[dict]:
 
 
 def minutes_per_epoch(run_dir: str) -> float | None:
-    """Wall-clock minutes an epoch took in this run (train_runtime over epochs trained), or None if not recorded."""
+    """Wall-clock minutes an epoch took in this run (its whole training time over epochs trained), or None if not
+    recorded (a run resumed before the time of all its parts was kept)."""
     run = RunFolder.read(run_dir, require_model=False)
-    runtime, epochs = run.metric("train_runtime"), run.state.get("epoch")
+    runtime, epochs = run.train_seconds, run.state.get("epoch")
     return runtime / 60 / epochs if runtime and epochs else None
 
 

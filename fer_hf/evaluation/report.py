@@ -190,8 +190,8 @@ def training_facts(model_dir: str) -> dict:
     weights = [os.path.join(run.path, w) for w in WEIGHT_FILES if os.path.isfile(os.path.join(run.path, w))]
     return {"architecture": run.config.get("architecture"), "image_size": run.model_args.get("image_size"),
             "sources": run.sources, "epochs": round(epochs, 2) if epochs else None,
-            "steps": run.state.get("global_step"), "train_minutes": round(run.metric("train_runtime") / 60, 1)
-            if run.metric("train_runtime") else None, "precision": run.results.get("precision"),
+            "steps": run.state.get("global_step"), "train_minutes": round(run.train_seconds / 60, 1)
+            if run.train_seconds else None, "precision": run.results.get("precision"),
             "teacher": (run.teacher or {}).get("path"),
             "weights_mb": round(os.path.getsize(weights[0]) / 1e6, 1) if weights else None}
 

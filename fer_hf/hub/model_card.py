@@ -201,6 +201,13 @@ def _distillation(a: dict, teacher: dict | None) -> str:
             + ("; the teacher scored each face with only the student's flip" if a.get("teacher_view") == "flip" else ""))
 
 
+def _trained_for(run) -> str:
+    """The training time, all parts of a resumed run; a resumed run that predates that record says so."""
+    if run.train_seconds is not None:
+        return f"trained for {run.train_seconds / 60:.1f} min"
+    return f"{run.metric('train_runtime') or 0:.0f} s in its last part (resumed; the earlier parts' time was not kept)"
+
+
 def _budget(budget: dict | None) -> str:
     """The time-budget row: what fit on the machine the run was sized on (fer_hf/training/budget.py)."""
     if not budget:
@@ -250,7 +257,7 @@ def recipe_section(run: RunFolder) -> list[str]:
     lines += _table(["setting", "value"], rows)
     if "train_loss" in res:
         lines += ["", (f"{res.get('train_samples', NOT_RECORDED)} training images; final training loss "
-                  f"{_f(res['train_loss'])}; {res.get('train_runtime', 0):.0f} s.")]
+                  f"{_f(res['train_loss'])}; {_trained_for(run)}.")]
     if "eval_accuracy" in res:
         lines.append(f"End-of-training validation (all_results.json, {res.get('eval_samples', NOT_RECORDED)} images): "
                      f"accuracy {_f(res['eval_accuracy'])}, macro-F1 {_f(res.get('eval_macro_f1'))}.")

@@ -113,6 +113,15 @@ class RunFolder:
         value = self.results.get(key)
         return float(value) if isinstance(value, (int, float)) else None
 
+    @property
+    def train_seconds(self) -> float | None:
+        """Seconds the whole run trained: `train_runtime_total` (every part of a resumed run, TrainingClock), else
+        `train_runtime` unless the run is known to have resumed (then that is only its last part's), else None."""
+        total = self.metric("train_runtime_total")
+        if total is not None:
+            return total
+        return None if (self.budget or {}).get("resumed") else self.metric("train_runtime")
+
     def validation_metrics(self) -> dict:
         """The run's own end-of-training validation figures (what a student records of its teacher)."""
         keep = ("eval_accuracy", "eval_macro_f1", "eval_balanced_accuracy", "eval_samples")

@@ -154,14 +154,14 @@ def resumed_max_steps(checkpoint: str) -> int | None:
 
 def teacher_leftover_minutes(args) -> float:
     """The minutes of the teacher recipe's budget (`teacher_budget_minutes`) that the teacher's training left unused,
-    by the `train_runtime` its folder recorded; 0 without a teacher, that budget or that record."""
+    by the training time its folder recorded (all parts of a resumed run); 0 without a teacher, that budget or that
+    record."""
     if not (args.teacher_budget_minutes and args.teacher_model):
         return 0.0
-    teacher = RunFolder.read(args.teacher_model, require_model=False)
-    runtime = teacher.metric("train_runtime")
-    if runtime is None or (teacher.budget or {}).get("resumed"):  # a resumed run's runtime is its last part's only
-        logger.info("Time budget: %s records no whole train_runtime (none, or resumed), so nothing of the teacher's "
-                    "budget is added", args.teacher_model)
+    runtime = RunFolder.read(args.teacher_model, require_model=False).train_seconds
+    if runtime is None:
+        logger.info("Time budget: %s records no whole training time (none, or resumed before it was kept), so "
+                    "nothing of the teacher's budget is added", args.teacher_model)
         return 0.0
     return max(0.0, args.teacher_budget_minutes - runtime / 60)
 

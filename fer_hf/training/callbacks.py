@@ -1,4 +1,8 @@
-"""Trainer add-ons for evaluation: the confusion matrix in TensorBoard, per-source results.
+"""Trainer add-ons: the whole run's training time, the confusion matrix in TensorBoard, per-source results.
+
+- `TrainingClock` counts the seconds a run trained over all its parts: transformers' `train_runtime` is the last
+  process's only, so a run resumed after a session ended would report a fraction of its time. The count travels
+  in each checkpoint's trainer_state.json (`stateful_callbacks`), as transformers keeps callback state.
 
 - `ConfusionMatrixCallback(trainer)` draws the eval confusion matrix at every evaluation and logs it
   as an image to TensorBoard, through the writer of the trainer's own `TensorBoardCallback` when it
@@ -12,14 +16,49 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from ..evaluation.metrics import confusion
 from ..evaluation.scoring import figure_to_array, per_source_metrics, plot_confusion_matrix, predict_logits, softmax
 
 PER_SOURCE_KEYS = ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy", "ece", "nll", "n_images")
+
+
+class TrainingClock(TrainerCallback, ExportableState):
+    """Seconds trained since the run began, across resumes, up to the last checkpoint resumed from (`seconds()`).
+
+    `whole` is False when the run resumed from a checkpoint written without the clock: then only the parts since
+    are counted, and `train_runtime_total` is not reported."""
+
+    def __init__(self):
+        self.before, self.whole = 0.0, True  # seconds of the earlier parts, kept in the checkpoint
+        self.start = self.end = None
+
+    def seconds(self) -> float:
+        if self.start is None:
+            return self.before
+        return self.before + ((self.end or time.perf_counter()) - self.start)
+
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"before": round(self.seconds(), 2), "whole": self.whole}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        name = type(self).__name__
+        saved = state.stateful_callbacks.get(name)
+        if isinstance(saved, dict) and "before" in saved.get("attributes", {}):  # a fresh run's is 0; a resumed one's
+            self.before = float(saved["attributes"]["before"])
+            self.whole = bool(saved["attributes"].get("whole", True))
+        else:  # resumed from a checkpoint that predates the clock; transformers also expects the key when saving
+            self.whole = False
+            state.stateful_callbacks[name] = self.state()
+        self.start, self.end = time.perf_counter(), None
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.end = time.perf_counter()
 
 
 class ConfusionMatrixCallback(TrainerCallback):
