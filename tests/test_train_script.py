@@ -82,6 +82,10 @@ def test_teacher_model_on_the_quickstart_recipe(tmp_path, parquet_folder):
     train.main(quick_args(parquet_folder, out, "--max_steps", "6", "--save_steps", "2", "--eval_strategy", "no",
                           "--teacher_model", str(teacher), "--resume_from_checkpoint"))
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6
+    # the card states the training time of both parts (all_results.json's train_runtime is the last part's only)
+    assert "train_runtime_total" in json.loads((out / "all_results.json").read_text())
+    assert "training images; final training loss" in (card := str(build_model_card(str(out), "org/student")))
+    assert " min." in card.split("final training loss")[1].split("\n")[0] and "trained for" in card
 
 
 def test_seed_recipe_fails_fast_offline(tmp_path):
