@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     data["train"].set_transform(train_transform)
     data["validation"].set_transform(FerTransform(pre["image_size"], train=False))
 
-    clock = TrainingClock()  # train_runtime counts only this process's part of a resumed run
-    callbacks = [clock]
+    callbacks = [TrainingClock()]  # train_runtime counts only this process's part of a resumed run
     if args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     trainer = FerTrainer(
@@ -108,6 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.save_state()
     train_metrics = dict(result.metrics, precision=args.precision,
                          train_samples=len(data["train"]), skipped_images=trainer.data_collator.skipped)
+    # the clock in use (restore_callback_states_from_checkpoint puts a new one in its place)
+    clock = next(c for c in trainer.callback_handler.callbacks if isinstance(c, TrainingClock))
     if clock.whole:  # every part of the run, resumes included
         train_metrics["train_runtime_total"] = round(clock.seconds(), 4)
     if teacher:  # measured over this process's training steps (a resumed run: since the resume)
