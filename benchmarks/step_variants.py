@@ -1,7 +1,7 @@
 """What a recipe's training step costs under a few variants, timed by the recipe's own budget probe, side by side.
 
     python benchmarks/step_variants.py --recipe scripts/configs/ferplus_vit_tiny_cpu.yaml --rounds 2 \
-        --variants base "flip=--teacher_view,flip,--teacher_cache_size,100000" "compile=--torch_compile,true"
+        --variants "same=--teacher_view,same" base "compile=--torch_compile,true"
 
 Each variant is `scripts/train.py <recipe> --max_steps 1` with its flags: the time budget's probe
 (fer_hf/training/budget.py) times the run's own steps (data, augmentation, teacher, precision, optimizer), and with
