@@ -219,6 +219,21 @@ def test_ema_weights_are_the_model_and_resume_exactly(reference_runs, tmp_path, 
     assert eval_metrics(resumed) == eval_metrics(whole)
 
 
+def test_a_callback_new_on_resume_gets_its_checkpoint_state(tmp_path, one_thread):
+    """A resumed run may add a stateful callback its checkpoint lacks (early stopping added on the resume):
+    transformers indexes every such callback's saved state at each save, which raised KeyError before FerTrainer
+    gave it its key."""
+    out = tmp_path / "run"
+    train.main(resumable_args(out) + ["--max_steps", "3"])
+    saved = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())["stateful_callbacks"]
+    assert "EarlyStoppingCallback" not in saved
+    train.main(resumable_args(out) + ["--eval_strategy", "steps", "--eval_steps", "3", "--early_stopping_patience", "100",
+                                      "--metric_for_best_model", "accuracy"])
+    last = json.loads((out / "checkpoint-12" / "trainer_state.json").read_text())
+    assert last["global_step"] == 12
+    assert "EarlyStoppingCallback" in last["stateful_callbacks"]
+
+
 @pytest.mark.parametrize("epoch", [0, 1])
 def test_weighted_sampler_shards_interleave_to_the_single_process_stream(epoch):
     labels = np.repeat(np.arange(7), [14, 2, 8, 12, 6, 4, 2])  # 48 images, 12 batches of 4, unbalanced

@@ -52,9 +52,8 @@ class TrainingClock(TrainerCallback, ExportableState):
         if isinstance(saved, dict) and "before" in saved.get("attributes", {}):  # a fresh run's is 0; a resumed one's
             self.before = float(saved["attributes"]["before"])
             self.whole = bool(saved["attributes"].get("whole", True))
-        else:  # resumed from a checkpoint that predates the clock; transformers also expects the key when saving
+        else:  # resumed from a checkpoint that predates the clock (FerTrainer gives it its key at the first save)
             self.whole = False
-            state.stateful_callbacks[name] = self.state()
         self.start, self.end = time.perf_counter(), None
 
     def on_train_end(self, args, state, control, **kwargs):

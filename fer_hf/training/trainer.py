@@ -35,6 +35,7 @@ from timm.data.mixup import cutmix_bbox_and_lam
 from timm.loss import SoftTargetCrossEntropy
 from torch.utils.data import WeightedRandomSampler
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_callback import ExportableState
 
 from ..data.labels import CLASSES
 from .distill import DISTILLATION_TYPES, TeacherCache, TeacherInput, distillation_loss, load_teacher
@@ -194,6 +195,15 @@ class FerTrainer(Trainer):
         if self.ema is not None and isinstance(resume_from_checkpoint, str):
             self.ema.resume_from = resume_from_checkpoint  # its saved average is loaded when training begins
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        # transformers indexes state.stateful_callbacks[name] for every ExportableState callback at each save, so a
+        # callback that a resumed run has and its checkpoint did not (e.g. --early_stopping_patience added on the
+        # resume) would raise KeyError at the first save: give it its key first.
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, ExportableState):
+                self.state.stateful_callbacks.setdefault(type(callback).__name__, callback.state())
+        super()._save_checkpoint(model, trial)
 
     def evaluate(self, *args, **kwargs):
         """Evaluation with the averaged weights when `ema_decay` is set (and training has begun)."""
